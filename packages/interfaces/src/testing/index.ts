@@ -1,0 +1,5 @@
+export { RecordingIrqLine, RecordingMsiTarget } from './irq.js';
+export { ManualClock } from './manual-clock.js';
+export { MemoryBlockBackend } from './memory-block-backend.js';
+export { MapBus } from './map-bus.js';
+export { blockBackendContract } from './block-backend-contract.js';

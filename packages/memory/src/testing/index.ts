@@ -1,0 +1,2 @@
+export { guestMemoryContract, type GuestMemoryContractOptions } from './contract.js';
+export { guestRamModelCommands, runGuestRamModel, type RamModelCommand } from './model.js';
