@@ -1,0 +1,87 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { eisaId, integer, nameString, packageLength } from './aml.js';
+import { buildAcpiTables, defaultAcpiConfig } from './tables.js';
+
+const hasIasl = spawnSync('iasl', ['-v']).status === 0;
+const base = 0xe_0000;
+
+function table(tables: ReturnType<typeof buildAcpiTables>, signature: string): Uint8Array {
+  const offset = tables.addresses[signature]! - tables.base;
+  const length = signature === 'RSDP' ? 36 : new DataView(tables.bytes.buffer).getUint32(offset + 4, true);
+  return tables.bytes.subarray(offset, offset + length);
+}
+
+function sum(bytes: Uint8Array): number {
+  return bytes.reduce((total, byte) => (total + byte) & 0xff, 0);
+}
+
+describe('AML encoding', () => {
+  it('encodes package lengths as the spec gives them', () => {
+    expect([...packageLength(0x3e)]).toEqual([0x3f]);
+    expect([...packageLength(0x3f)]).toEqual([0x41, 0x04]); // 0x41 total: 2 bytes, low nibble 1, then 0x04
+    expect([...packageLength(0x1000)]).toEqual([0x83, 0x00, 0x01]); // 0x1003 in total: two extra bytes, low nibble 3
+  });
+
+  it('packs EISA IDs and names', () => {
+    expect([...eisaId('PNP0A03')]).toEqual([0x0c, 0x41, 0xd0, 0x0a, 0x03]);
+    expect([...nameString('\\_SB.PCI0')]).toEqual([0x5c, 0x2e, ...'_SB_PCI0'].map((c) => (typeof c === 'string' ? c.charCodeAt(0) : c)));
+    expect([...integer(0)]).toEqual([0x00]);
+    expect([...integer(0x1234)]).toEqual([0x0b, 0x34, 0x12]);
+  });
+});
+
+describe('ACPI tables', () => {
+  const tables = buildAcpiTables({ ...defaultAcpiConfig, cpuApicIds: [0, 1] }, base);
+
+  it('has valid checksums and an RSDP that points at both root tables', () => {
+    const rsdp = table(tables, 'RSDP');
+    expect(new TextDecoder().decode(rsdp.subarray(0, 8))).toBe('RSD PTR ');
+    expect(sum(rsdp.subarray(0, 20))).toBe(0);
+    expect(sum(rsdp)).toBe(0);
+    const view = new DataView(rsdp.buffer, rsdp.byteOffset);
+    expect(view.getUint32(16, true)).toBe(tables.addresses.RSDT);
+    expect(Number(view.getBigUint64(24, true))).toBe(tables.addresses.XSDT);
+    for (const signature of ['FACP', 'APIC', 'HPET', 'DSDT', 'RSDT', 'XSDT']) expect(sum(table(tables, signature)), signature).toBe(0);
+    expect(tables.addresses.FACS! % 64).toBe(0);
+    expect(tables.base + tables.bytes.length).toBeLessThanOrEqual(0x10_0000);
+  });
+
+  // iasl, ACPICA's compiler/disassembler, is the independent judge (installed by scripts/install-system-deps.sh).
+  it.skipIf(!hasIasl)('disassembles cleanly with iasl and says what we meant', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsvirt-acpi-'));
+    try {
+      const disassemble = (signature: string): string => {
+        const file = path.join(dir, `${signature.toLowerCase()}.dat`);
+        writeFileSync(file, table(tables, signature));
+        const result = spawnSync('iasl', ['-d', file], { cwd: dir, encoding: 'utf8' });
+        expect(result.status, `${signature}: ${result.stdout}${result.stderr}`).toBe(0);
+        return readFileSync(file.replace(/\.dat$/, '.dsl'), 'utf8');
+      };
+      const dsdt = disassemble('DSDT');
+      expect(dsdt).toMatch(/Device \(PCI0\)/);
+      expect(dsdt).toMatch(/Name \(_HID, EisaId \("PNP0A03"\)/);
+      expect(dsdt).toMatch(/Name \(\\_S5, Package \(0x04\)/);
+      // Slot 3 INTD: PIRQ (3 + 3) % 4 = C, routed to IRQ 11.
+      expect(dsdt).toMatch(/0x0003FFFF,\s*\n\s*0x03,\s*\n\s*Zero,\s*\n\s*0x0B/);
+      expect(dsdt).toMatch(/0x0000FFFF,\s*\n\s*Zero,\s*\n\s*Zero,\s*\n\s*0x0A/);
+      const fadt = disassemble('FACP');
+      expect(fadt).toMatch(/SCI Interrupt : 0009/);
+      expect(fadt).toMatch(/PM1A Control Block Address : 00000604/);
+      expect(fadt).toMatch(/PM Timer Block Address : 00000608/);
+      expect(fadt).toMatch(/Value to cause reset : 06/);
+      const madt = disassemble('APIC');
+      expect(madt.match(/Subtable Type : 00 \[Processor Local APIC\]/g)).toHaveLength(2);
+      expect(madt).toMatch(/Address : FEC00000/);
+      expect(madt).toMatch(/Source : 00\s*\n.*Interrupt : 00000002/);
+      expect(madt.match(/Subtable Type : 02/g)).toHaveLength(4); // IRQ 0, and SCI 9, 10, 11 level-triggered
+      const hpet = disassemble('HPET');
+      expect(hpet).toMatch(/Address : 00000000FED00000/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
