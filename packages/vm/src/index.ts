@@ -6,3 +6,5 @@ export { E820Type, buildE820, encodeE820, type E820Entry } from './firmware/e820
 export { buildAcpiTables, defaultAcpiConfig, systemTable, type AcpiConfig, type AcpiTables } from './firmware/acpi/tables.js';
 export { buildMpTables, type MpConfig, type MpTables } from './firmware/mptable.js';
 export { installPcFirmware, type PcFirmware } from './firmware/pc-firmware.js';
+export { MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC, loadMultiboot, type MultibootEntryState, type MultibootModule, type MultibootOptions } from './loaders/multiboot.js';
+export { VirtualClock, type VirtualClockOptions, type VirtualClockState } from './clock/virtual-clock.js';

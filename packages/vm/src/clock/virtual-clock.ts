@@ -1,0 +1,194 @@
+import { StateReader, type Clock, type ClockMode, type Stateful, type Timer } from '@tsvirt/interfaces';
+
+class HeapTimer implements Timer {
+  deadline: number | undefined;
+  /** Position in the clock's heap, -1 when not armed. */
+  heapIndex = -1;
+  /** Arming order, so equal deadlines fire first-armed first (deterministic replay). */
+  sequence = 0;
+
+  constructor(
+    private readonly clock: VirtualClock,
+    readonly callback: () => void,
+  ) {}
+
+  arm(deadline: number): void {
+    if (!Number.isFinite(deadline)) throw new RangeError(`timer deadline must be finite, got ${deadline}`);
+    this.clock.schedule(this, deadline);
+  }
+
+  cancel(): void {
+    this.clock.unschedule(this);
+  }
+}
+
+export interface VirtualClockOptions {
+  readonly mode: ClockMode;
+  /** The host's monotonic time in ns (real-time mode); injectable for tests. */
+  readonly hostNanoseconds?: () => number;
+}
+
+export interface VirtualClockState {
+  readonly version: 1;
+  readonly time: number;
+}
+
+/**
+ * The machine's virtual time, in nanoseconds since it was created. In
+ * real-time mode it follows the host's monotonic clock while running and
+ * stands still while paused; in deterministic mode it moves only when the
+ * run loop calls `advanceTo` (from executed instructions, or to the next
+ * deadline when every vCPU is idle), so a run replays exactly.
+ *
+ * Timers live in a binary heap: arming, cancelling and finding the next
+ * deadline cost O(log n) and allocate nothing. Callbacks run only from
+ * `runDue`/`advanceTo`, called by the run loop between slices — never inside
+ * a device access.
+ */
+export class VirtualClock implements Clock, Stateful<VirtualClockState> {
+  readonly mode: ClockMode;
+  private readonly hostNanoseconds: () => number;
+  private readonly heap: HeapTimer[] = [];
+  private sequence = 0;
+  /** Virtual time when last paused (or the deterministic time). */
+  private time = 0;
+  /** Host time minus virtual time while running in real-time mode. */
+  private hostOffset = 0;
+  private running = false;
+
+  constructor(options: VirtualClockOptions) {
+    this.mode = options.mode;
+    this.hostNanoseconds = options.hostNanoseconds ?? (() => Number(process.hrtime.bigint()));
+  }
+
+  now(): number {
+    return this.mode === 'realtime' && this.running ? this.hostNanoseconds() - this.hostOffset : this.time;
+  }
+
+  createTimer(callback: () => void): Timer {
+    return new HeapTimer(this, callback);
+  }
+
+  /** Starts real time flowing (no effect in deterministic mode). */
+  resume(): void {
+    if (this.running) return;
+    this.running = true;
+    this.hostOffset = this.hostNanoseconds() - this.time;
+  }
+
+  /** Freezes virtual time (a paused VM, a migration's switchover). */
+  pause(): void {
+    if (!this.running) return;
+    this.time = this.now();
+    this.running = false;
+  }
+
+  /** Deterministic mode: moves time to `target` (never back), firing due timers in order at their deadlines. */
+  advanceTo(target: number): void {
+    if (this.mode !== 'deterministic') throw new Error('advanceTo is for deterministic clocks; real-time clocks follow the host');
+    if (target < this.time) throw new RangeError(`virtual time cannot go back (${target} < ${this.time})`);
+    for (;;) {
+      const next = this.heap[0];
+      if (next === undefined || next.deadline! > target) break;
+      this.time = Math.max(this.time, next.deadline!);
+      this.fire(next);
+    }
+    this.time = target;
+  }
+
+  /** Fires every timer whose deadline has passed (real-time mode, or deterministic at the current time). */
+  runDue(): number {
+    let fired = 0;
+    for (;;) {
+      const next = this.heap[0];
+      if (next === undefined || next.deadline! > this.now()) return fired;
+      this.fire(next);
+      fired++;
+    }
+  }
+
+  /** The earliest armed deadline, or `undefined`. */
+  nextDeadline(): number | undefined {
+    return this.heap[0]?.deadline;
+  }
+
+  save(): VirtualClockState {
+    return { version: 1, time: this.now() };
+  }
+
+  /** Restores virtual time; timers belong to the devices, which re-arm them when they restore. */
+  restore(state: unknown): void {
+    const time = StateReader.open(state, 'clock', 1).uint('time', Number.MAX_SAFE_INTEGER);
+    this.time = time;
+    if (this.running) this.hostOffset = this.hostNanoseconds() - time;
+  }
+
+  /** @internal */
+  schedule(timer: HeapTimer, deadline: number): void {
+    timer.deadline = deadline;
+    timer.sequence = this.sequence++;
+    if (timer.heapIndex < 0) {
+      timer.heapIndex = this.heap.length;
+      this.heap.push(timer);
+    }
+    this.siftUp(timer.heapIndex);
+    this.siftDown(timer.heapIndex);
+  }
+
+  /** @internal */
+  unschedule(timer: HeapTimer): void {
+    timer.deadline = undefined;
+    const index = timer.heapIndex;
+    if (index < 0) return;
+    timer.heapIndex = -1;
+    const last = this.heap.pop()!;
+    if (last === timer) return;
+    this.heap[index] = last;
+    last.heapIndex = index;
+    this.siftUp(index);
+    this.siftDown(index);
+  }
+
+  private fire(timer: HeapTimer): void {
+    this.unschedule(timer);
+    timer.callback();
+  }
+
+  private before(a: HeapTimer, b: HeapTimer): boolean {
+    return a.deadline! < b.deadline! || (a.deadline === b.deadline && a.sequence < b.sequence);
+  }
+
+  private siftUp(index: number): void {
+    const heap = this.heap;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (!this.before(heap[index]!, heap[parent]!)) break;
+      this.swap(index, parent);
+      index = parent;
+    }
+  }
+
+  private siftDown(index: number): void {
+    const heap = this.heap;
+    for (;;) {
+      const left = 2 * index + 1;
+      const right = left + 1;
+      let smallest = index;
+      if (left < heap.length && this.before(heap[left]!, heap[smallest]!)) smallest = left;
+      if (right < heap.length && this.before(heap[right]!, heap[smallest]!)) smallest = right;
+      if (smallest === index) return;
+      this.swap(index, smallest);
+      index = smallest;
+    }
+  }
+
+  private swap(a: number, b: number): void {
+    const heap = this.heap;
+    const first = heap[a]!;
+    const second = heap[b]!;
+    heap[a] = second;
+    heap[b] = first;
+    first.heapIndex = b;
+    second.heapIndex = a;
+  }
+}
