@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as interfaces from '@tsvirt/interfaces';
-import { ManualClock, MapBus, MemoryBlockBackend } from '@tsvirt/interfaces/testing';
+import { ManualClock, MapBus, MemoryBlockBackend, RecordingIrqLine } from '@tsvirt/interfaces/testing';
 import * as memory from '@tsvirt/memory';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ const scopes: Record<string, Record<string, unknown>> = { interfaces, memory };
 const fixtures: Record<string, () => Record<string, unknown>> = {
   memory: () => ({ memory: new memory.GuestRam({ size: 1 << 20 }) }),
   pio: () => ({ pio: new MapBus() }),
+  mmio: () => ({ mmio: new MapBus() }),
+  irq: () => ({ irq: new RecordingIrqLine() }),
   disk: () => ({ disk: new MemoryBlockBackend(1 << 20) }),
   clock: () => {
     const clock = new ManualClock();

@@ -48,6 +48,17 @@ export interface PioBus {
 /**
  * The physical address space outside RAM. Reads of unclaimed addresses return
  * all-ones; writes to them are dropped.
+ *
+ * @example
+ * ```ts
+ * // given: mmio (an empty MmioBus)
+ * const registers = new Uint32Array(4);
+ * mmio.register(guestAddress(0xfed0_0000), 16, { read: (offset) => registers[offset >> 2]!, write: (offset, _size, value) => { registers[offset >> 2] = value; } }, 'hpet');
+ * mmio.write(guestAddress(0xfed0_0004), 4, 7);
+ * assert.equal(mmio.read(guestAddress(0xfed0_0004), 4), 7);
+ * assert.equal(mmio.claims(guestAddress(0xfed0_0010)), false);
+ * assert.equal(mmio.read(guestAddress(0xfed0_0010), 4), 0xffffffff);   // unclaimed: all-ones
+ * ```
  */
 export interface MmioBus {
   register(base: GuestAddress, length: number, device: BusDevice, name: string): BusRegistration;

@@ -3,6 +3,20 @@
  * PIC pair on machines without one). The CPU calls `pending` at instruction
  * boundaries when RFLAGS.IF allows, and `acknowledge` when it takes the
  * interrupt, exactly as the INTA cycle works on hardware.
+ *
+ * Edge case: a request can vanish between `pending` and `acknowledge` (a
+ * level-triggered line dropped); `acknowledge` then returns the spurious
+ * vector (IRQ 7 or 15 on a PIC, the SVR vector on an APIC), never throws.
+ *
+ * @example
+ * ```ts
+ * // A one-line controller: vector 0x30 while the line is up, spurious 0x27 otherwise.
+ * let line = true;
+ * const controller: InterruptController = { pending: () => line, acknowledge: () => (line ? 0x30 : 0x27) };
+ * assert.equal(controller.pending() && controller.acknowledge(), 0x30);
+ * line = false;
+ * assert.equal(controller.acknowledge(), 0x27);
+ * ```
  */
 export interface InterruptController {
   /** True when a maskable interrupt is ready to be delivered. */
