@@ -1,0 +1,1 @@
+export { runCli, type CommandOutput } from './cli.js';

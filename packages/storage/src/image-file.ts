@@ -1,0 +1,153 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { BlockError } from '@tsvirt/interfaces';
+
+/**
+ * The host file under an image: byte-addressed, growable. Reads past the end
+ * see zeros, as a sparse file's tail would.
+ */
+export interface ImageFile {
+  readonly readOnly: boolean;
+  /** Where the file lives, for messages and for resolving relative backing file names. */
+  readonly name: string;
+  size(): Promise<number>;
+  read(offset: number, into: Uint8Array): Promise<void>;
+  write(offset: number, from: Uint8Array): Promise<void>;
+  truncate(size: number): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An ImageFile over a host file. */
+export class NodeImageFile implements ImageFile {
+  private closed = false;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly name: string,
+    readonly readOnly: boolean,
+  ) {}
+
+  /** Opens an existing file; `create` makes it (empty) if missing and truncates an existing one. */
+  static async open(path: string, options: { readOnly?: boolean; create?: boolean } = {}): Promise<NodeImageFile> {
+    const readOnly = options.readOnly ?? false;
+    const flags = options.create ? 'w+' : readOnly ? 'r' : 'r+';
+    const handle = await open(path, flags);
+    return new NodeImageFile(handle, path, readOnly);
+  }
+
+  async size(): Promise<number> {
+    this.check();
+    return (await this.handle.stat()).size;
+  }
+
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    this.check();
+    let done = 0;
+    while (done < into.length) {
+      const { bytesRead } = await this.handle.read(into, done, into.length - done, offset + done);
+      if (bytesRead === 0) {
+        into.fill(0, done);
+        return;
+      }
+      done += bytesRead;
+    }
+  }
+
+  async write(offset: number, from: Uint8Array): Promise<void> {
+    this.check();
+    if (this.readOnly) throw new BlockError('BLOCK_READ_ONLY', `${this.name} is open read-only`);
+    let done = 0;
+    while (done < from.length) {
+      const { bytesWritten } = await this.handle.write(from, done, from.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.check();
+    if (this.readOnly) throw new BlockError('BLOCK_READ_ONLY', `${this.name} is open read-only`);
+    await this.handle.truncate(size);
+  }
+
+  async flush(): Promise<void> {
+    this.check();
+    if (!this.readOnly) await this.handle.datasync();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+
+  private check(): void {
+    if (this.closed) throw new BlockError('BLOCK_CLOSED', `${this.name} is closed`);
+  }
+}
+
+/** An ImageFile in memory, growing on demand (tests, scratch images, conversions). */
+export class MemoryImageFile implements ImageFile {
+  private bytes: Uint8Array;
+  private length: number;
+  private closed = false;
+
+  constructor(
+    initial: Uint8Array = new Uint8Array(0),
+    readonly name = 'memory',
+    readonly readOnly = false,
+  ) {
+    this.bytes = initial;
+    this.length = initial.length;
+  }
+
+  /** A copy of the whole file. */
+  contents(): Uint8Array {
+    return this.bytes.slice(0, this.length);
+  }
+
+  async size(): Promise<number> {
+    this.check();
+    return this.length;
+  }
+
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    this.check();
+    into.fill(0);
+    if (offset < this.length) into.set(this.bytes.subarray(offset, Math.min(this.length, offset + into.length)));
+  }
+
+  async write(offset: number, from: Uint8Array): Promise<void> {
+    this.check();
+    if (this.readOnly) throw new BlockError('BLOCK_READ_ONLY', `${this.name} is read-only`);
+    this.reserve(offset + from.length);
+    this.bytes.set(from, offset);
+    this.length = Math.max(this.length, offset + from.length);
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.check();
+    if (this.readOnly) throw new BlockError('BLOCK_READ_ONLY', `${this.name} is read-only`);
+    this.reserve(size);
+    if (size < this.length) this.bytes.fill(0, size, this.length);
+    this.length = size;
+  }
+
+  async flush(): Promise<void> {
+    this.check();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private reserve(size: number): void {
+    if (size <= this.bytes.length) return;
+    const grown = new Uint8Array(Math.max(size, this.bytes.length * 2, 4096));
+    grown.set(this.bytes.subarray(0, this.length));
+    this.bytes = grown;
+  }
+
+  private check(): void {
+    if (this.closed) throw new BlockError('BLOCK_CLOSED', `${this.name} is closed`);
+  }
+}

@@ -1,0 +1,91 @@
+import {
+  BlockError,
+  type BlockBackend,
+  type BlockStatusCapable,
+  type BlockStatusExtent,
+  type DiscardCapable,
+  type ResizeCapable,
+} from '@tsvirt/interfaces';
+import { CHUNK, checkRange } from './block-range.js';
+import type { ImageFile } from './image-file.js';
+
+/**
+ * A raw image: the disk's bytes are the file's bytes. Node offers no way to
+ * punch holes or to ask where they are (no fallocate, no SEEK_DATA), so
+ * discard writes zeros and block status reports the whole disk as data.
+ */
+export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, BlockStatusCapable {
+  private closed = false;
+
+  private constructor(
+    private readonly file: ImageFile,
+    private currentSize: number,
+  ) {}
+
+  static async open(file: ImageFile): Promise<RawBackend> {
+    return new RawBackend(file, await file.size());
+  }
+
+  get size(): number {
+    return this.currentSize;
+  }
+
+  get readOnly(): boolean {
+    return this.file.readOnly;
+  }
+
+  async readAt(offset: number, into: Uint8Array): Promise<void> {
+    this.check(offset, into.length, false);
+    if (into.length > 0) await this.file.read(offset, into);
+  }
+
+  async writeAt(offset: number, from: Uint8Array): Promise<void> {
+    this.check(offset, from.length, true);
+    if (from.length > 0) await this.file.write(offset, from);
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    await this.writeZeroes(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.check(offset, length, true);
+    const zeros = new Uint8Array(Math.min(CHUNK, length));
+    for (let done = 0; done < length; done += zeros.length) {
+      await this.file.write(offset + done, zeros.subarray(0, Math.min(zeros.length, length - done)));
+    }
+  }
+
+  async resize(newSize: number, options: { shrink?: boolean } = {}): Promise<void> {
+    this.check(0, 0, true);
+    if (!Number.isSafeInteger(newSize) || newSize < 0) throw new BlockError('BLOCK_RANGE', `invalid size ${newSize}`);
+    if (newSize < this.currentSize && !options.shrink) {
+      throw new BlockError('BLOCK_RANGE', 'shrinking needs the shrink option: data past the new end is lost');
+    }
+    await this.file.truncate(newSize);
+    this.currentSize = newSize;
+  }
+
+  async blockStatus(offset: number, length: number): Promise<BlockStatusExtent[]> {
+    this.check(offset, 0, false);
+    const end = Math.min(this.currentSize, offset + Math.max(0, length));
+    return end > offset ? [{ offset, length: end - offset, allocated: true, zero: false }] : [];
+  }
+
+  async flush(): Promise<void> {
+    if (this.closed) throw new BlockError('BLOCK_CLOSED', 'the disk is closed');
+    await this.file.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file.close();
+  }
+
+  private check(offset: number, length: number, write: boolean): void {
+    if (this.closed) throw new BlockError('BLOCK_CLOSED', 'the disk is closed');
+    checkRange(offset, length, this.currentSize);
+    if (write && this.readOnly) throw new BlockError('BLOCK_READ_ONLY', 'the disk is read-only');
+  }
+}

@@ -1,0 +1,2 @@
+export { QemuTools } from './qemu-tools.js';
+export { MemoryImageFile } from '../image-file.js';

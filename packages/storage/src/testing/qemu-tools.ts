@@ -1,0 +1,59 @@
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+
+/**
+ * Runs QEMU's own image tools, the peers that judge this package's images.
+ * Debian package `qemu-utils` provides qemu-img, qemu-io and qemu-nbd.
+ */
+export class QemuTools {
+  private constructor(readonly version: string) {}
+
+  /** The installed tools, or undefined (with the reason) if qemu-img is missing. */
+  static find(): QemuTools | undefined {
+    const probe = spawnSync('qemu-img', ['--version'], { encoding: 'utf8' });
+    if (probe.status !== 0) return undefined;
+    return new QemuTools(/version ([\d.]+)/.exec(probe.stdout)?.[1] ?? 'unknown');
+  }
+
+  /** The message a skipped test prints. */
+  static readonly missing = 'qemu-img not found: install the Debian package qemu-utils to run the QEMU interoperability tests';
+
+  img(args: string[]): string {
+    return execFileSync('qemu-img', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Runs qemu-img and returns its exit status and output without throwing. */
+  imgStatus(args: string[]): { status: number; stdout: string; stderr: string } {
+    const result = spawnSync('qemu-img', args, { encoding: 'utf8' });
+    return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  /** Runs qemu-io commands against an image (format given, so nothing is probed). */
+  io(image: string, format: string, commands: string[], extra: string[] = []): string {
+    const args = ['-f', format, ...extra];
+    for (const command of commands) args.push('-c', command);
+    args.push(image);
+    return execFileSync('qemu-io', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Runs a QEMU tool without blocking the event loop (needed when the peer is served by this process). */
+  run(tool: 'qemu-img' | 'qemu-io', args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(tool, args, { encoding: 'utf8', maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+        const status = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ status, stdout, stderr });
+      });
+    });
+  }
+
+  /** `qemu-img check --output=json`, with its exit status (0 clean, 2 corrupt, 3 leaks). */
+  check(image: string, format = 'qcow2'): { status: number; result: Record<string, unknown> } {
+    const { status, stdout } = this.imgStatus(['check', '-f', format, '--output=json', image]);
+    let result: Record<string, unknown> = {};
+    try {
+      result = JSON.parse(stdout) as Record<string, unknown>;
+    } catch {
+      result = { unparsable: stdout };
+    }
+    return { status, result };
+  }
+}

@@ -1,0 +1,282 @@
+import { BlockError, type BlockBackend, canDiscard, canResize, hasBlockStatus, hasSnapshots } from '@tsvirt/interfaces';
+import { ImageToolError } from '../errors.js';
+import { NodeImageFile } from '../image-file.js';
+import { type ImageFormat, type OpenedImage, openImage, resolveBackingPath } from '../open.js';
+import { createQcow2, type Qcow2CreateOptions } from '../qcow2/create.js';
+import { Qcow2Backend } from '../qcow2/qcow2.js';
+import { RawBackend } from '../raw.js';
+
+/** Called with the fraction done (0..1) of a long operation. */
+export type Progress = (fraction: number) => void;
+const noProgress: Progress = () => {};
+
+export interface CreateImageOptions extends Partial<Omit<Qcow2CreateOptions, 'dataFileHandle'>> {
+  format: ImageFormat;
+  /** Virtual size; defaults to the backing file's. */
+  size?: number;
+}
+
+/** `qemu-img create`: a new image file, opened read-write. */
+export async function createImage(path: string, options: CreateImageOptions): Promise<BlockBackend> {
+  let size = options.size;
+  if (options.backingFile !== undefined && size === undefined) {
+    const backing = await openImage(resolveBackingPath(path, options.backingFile), {
+      readOnly: true,
+      ...(options.backingFormat === 'raw' || options.backingFormat === 'qcow2' ? { format: options.backingFormat } : {}),
+    });
+    size = backing.backend.size;
+    await backing.backend.close();
+  }
+  if (size === undefined) throw new ImageToolError('an image size is needed (or a backing file to take it from)');
+  if (options.format === 'raw') {
+    if (options.backingFile !== undefined) throw new ImageToolError('raw images cannot have a backing file');
+    const file = await NodeImageFile.open(path, { create: true });
+    await file.truncate(size);
+    if (options.preallocation === 'full') {
+      const zeros = new Uint8Array(Math.min(size, 1 << 20));
+      for (let at = 0; at < size; at += zeros.length) await file.write(at, zeros.subarray(0, Math.min(zeros.length, size - at)));
+    }
+    return RawBackend.open(file);
+  }
+  const file = await NodeImageFile.open(path, { create: true });
+  const dataFileHandle = options.dataFile !== undefined ? await NodeImageFile.open(resolveBackingPath(path, options.dataFile), { create: true }) : undefined;
+  return createQcow2(file, { ...options, size, ...(dataFileHandle ? { dataFileHandle } : {}) });
+}
+
+export interface ConvertOptions {
+  outputFormat: ImageFormat;
+  /** Compress the output's clusters (qcow2 only). */
+  compress?: boolean;
+  /** Creation options of the output (qcow2). */
+  create?: Partial<Omit<Qcow2CreateOptions, 'size'>>;
+  /** Zero runs of this many bytes are left unallocated (qemu-img -S, default 4 KiB; 0 writes everything). */
+  sparseSize?: number;
+  onProgress?: Progress;
+}
+
+/** Copies every guest byte of `source` into the empty, equally sized `target`, leaving zero runs unallocated. */
+export async function copyContents(source: BlockBackend, target: BlockBackend, options: { compress?: boolean; sparseSize?: number; onProgress?: Progress } = {}): Promise<void> {
+  const size = source.size;
+  const progress = options.onProgress ?? noProgress;
+  const unit = target instanceof Qcow2Backend ? target.clusterSize : 4096;
+  const chunk = Math.max(unit, Math.floor((1 << 20) / unit) * unit);
+  const sparse = options.sparseSize ?? 4096;
+  const buffer = new Uint8Array(chunk);
+  for (let offset = 0; offset < size; offset += chunk) {
+    const length = Math.min(chunk, size - offset);
+    progress(offset / size);
+    if (sparse > 0 && hasBlockStatus(source)) {
+      const extents = await source.blockStatus(offset, length);
+      if (extents.length === 1 && extents[0]!.zero && extents[0]!.length === length) continue;
+    }
+    const data = buffer.subarray(0, length);
+    await source.readAt(offset, data);
+    if (options.compress && target instanceof Qcow2Backend) {
+      for (let at = 0; at < length; at += unit) {
+        const piece = data.subarray(at, Math.min(length, at + unit));
+        if (!isZero(piece)) await target.writeCompressed(offset + at, piece);
+      }
+      continue;
+    }
+    const step = sparse > 0 ? Math.max(sparse, 512) : length;
+    for (let at = 0; at < length; ) {
+      const end = Math.min(length, at + step);
+      if (sparse > 0 && isZero(data.subarray(at, end))) {
+        at = end;
+        continue;
+      }
+      // Merge consecutive non-zero pieces into one write.
+      let stop = end;
+      while (stop < length && !(sparse > 0 && isZero(data.subarray(stop, Math.min(length, stop + step))))) stop = Math.min(length, stop + step);
+      await target.writeAt(offset + at, data.subarray(at, stop));
+      at = stop;
+    }
+  }
+  await target.flush();
+  progress(1);
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  // Eight bytes at a time where alignment allows.
+  const words = bytes.byteOffset % 8 === 0 ? Math.floor(bytes.length / 8) : 0;
+  if (words > 0) {
+    const wide = new BigUint64Array(bytes.buffer, bytes.byteOffset, words);
+    for (let i = 0; i < words; i++) if (wide[i] !== 0n) return false;
+  }
+  for (let i = words * 8; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** `qemu-img convert`: `source` (any backend, its chain flattened) into a new image at `targetPath`. */
+export async function convertImage(source: BlockBackend, targetPath: string, options: ConvertOptions): Promise<void> {
+  if (options.compress && options.outputFormat !== 'qcow2') throw new ImageToolError('compression needs the qcow2 output format');
+  const target = await createImage(targetPath, { ...(options.create ?? {}), format: options.outputFormat, size: source.size });
+  try {
+    await copyContents(source, target, options);
+  } finally {
+    await target.close();
+  }
+}
+
+/** `qemu-img compare`: undefined if equal, else the first differing offset. Sizes may differ if the tail is zeros. */
+export async function compareImages(a: BlockBackend, b: BlockBackend, onProgress: Progress = noProgress): Promise<number | undefined> {
+  const size = Math.max(a.size, b.size);
+  const chunk = 1 << 20;
+  const left = new Uint8Array(chunk);
+  const right = new Uint8Array(chunk);
+  for (let offset = 0; offset < size; offset += chunk) {
+    onProgress(offset / size);
+    const length = Math.min(chunk, size - offset);
+    left.fill(0);
+    right.fill(0);
+    if (offset < a.size) await a.readAt(offset, left.subarray(0, Math.min(length, a.size - offset)));
+    if (offset < b.size) await b.readAt(offset, right.subarray(0, Math.min(length, b.size - offset)));
+    for (let i = 0; i < length; i++) if (left[i] !== right[i]) return offset + i;
+  }
+  onProgress(1);
+  return undefined;
+}
+
+/**
+ * `qemu-img commit`: writes the data allocated in the top image into its
+ * backing file, then (unless `keep`) empties the top image.
+ */
+export async function commitImage(path: string, options: { keep?: boolean; onProgress?: Progress } = {}): Promise<void> {
+  const top = await openImage(path);
+  try {
+    if (!(top.backend instanceof Qcow2Backend) || top.backing === undefined || top.backingFile === undefined) {
+      throw new ImageToolError(`${path} has no backing file to commit into`);
+    }
+    const image = top.backend;
+    // The backing file is opened read-only in the chain; reopen it writable for the commit.
+    const base = await openImage(resolveBackingPath(path, top.backingFile), { format: top.backing.format, backing: false });
+    try {
+      if (base.backend.size < image.size) {
+        if (!canResize(base.backend)) throw new ImageToolError('the backing file cannot grow to the top image size');
+        await base.backend.resize(image.size);
+      }
+      const extents = await image.map(0, image.size);
+      const total = extents.reduce((sum, extent) => sum + extent.length, 0);
+      let done = 0;
+      for (const extent of extents) {
+        options.onProgress?.(done / Math.max(total, 1));
+        if (extent.kind === 'data' || extent.kind === 'compressed') {
+          const buffer = new Uint8Array(Math.min(extent.length, 1 << 20));
+          for (let at = 0; at < extent.length; at += buffer.length) {
+            const piece = buffer.subarray(0, Math.min(buffer.length, extent.length - at));
+            await image.readAt(extent.offset + at, piece);
+            await base.backend.writeAt(extent.offset + at, piece);
+          }
+        } else if (extent.kind === 'zero') {
+          if (canDiscard(base.backend)) await base.backend.writeZeroes(extent.offset, extent.length);
+          else await base.backend.writeAt(extent.offset, new Uint8Array(extent.length));
+        }
+        done += extent.length;
+      }
+      await base.backend.flush();
+      if (!options.keep) {
+        for (const extent of extents) if (extent.kind !== 'unallocated') await dropToBacking(image, extent.offset, extent.length);
+      }
+      options.onProgress?.(1);
+    } finally {
+      await base.backend.close();
+    }
+  } finally {
+    await top.backend.close();
+  }
+}
+
+/** Makes a range of a qcow2 image unallocated again (reads fall through to the backing file). */
+async function dropToBacking(image: Qcow2Backend, offset: number, length: number): Promise<void> {
+  await image.unmap(offset, length);
+}
+
+/**
+ * `qemu-img rebase`: changes the backing file. Safe mode copies into the
+ * image every cluster where the old and new backing files differ, so the
+ * guest sees the same disk; `unsafe` only rewrites the name.
+ */
+export async function rebaseImage(
+  path: string,
+  options: { backingFile: string | undefined; backingFormat?: ImageFormat; unsafe?: boolean; onProgress?: Progress },
+): Promise<void> {
+  const opened = await openImage(path, options.unsafe ? { backing: false } : {});
+  try {
+    if (!(opened.backend instanceof Qcow2Backend)) throw new ImageToolError('only qcow2 images have a backing file');
+    const image = opened.backend;
+    if (!options.unsafe) {
+      let next: OpenedImage | undefined;
+      if (options.backingFile !== undefined) {
+        next = await openImage(resolveBackingPath(path, options.backingFile), { readOnly: true, ...(options.backingFormat ? { format: options.backingFormat } : {}) });
+      }
+      try {
+        const extents = await image.map(0, image.size);
+        const chunk = image.clusterSize;
+        const oldBytes = new Uint8Array(chunk);
+        const newBytes = new Uint8Array(chunk);
+        for (const extent of extents) {
+          if (extent.kind !== 'unallocated') continue;
+          for (let at = extent.offset; at < extent.offset + extent.length; at += chunk) {
+            options.onProgress?.(at / image.size);
+            const length = Math.min(chunk, extent.offset + extent.length - at);
+            await readLayer(image.backing, at, oldBytes.subarray(0, length));
+            await readLayer(next?.backend, at, newBytes.subarray(0, length));
+            if (Buffer.compare(oldBytes.subarray(0, length), newBytes.subarray(0, length)) !== 0) await image.writeAt(at, oldBytes.subarray(0, length));
+          }
+        }
+      } finally {
+        await next?.backend.close();
+      }
+    }
+    await image.setBackingFile(options.backingFile, options.backingFile === undefined ? undefined : (options.backingFormat ?? (await detectFormat(resolveBackingPath(path, options.backingFile)))));
+    options.onProgress?.(1);
+  } finally {
+    await opened.backend.close();
+  }
+}
+
+async function detectFormat(path: string): Promise<ImageFormat> {
+  const opened = await openImage(path, { readOnly: true, backing: false });
+  await opened.backend.close();
+  return opened.format;
+}
+
+async function readLayer(backend: BlockBackend | undefined, offset: number, into: Uint8Array): Promise<void> {
+  into.fill(0);
+  if (backend === undefined || offset >= backend.size) return;
+  await backend.readAt(offset, into.subarray(0, Math.min(into.length, backend.size - offset)));
+}
+
+/** `qemu-img resize`: an absolute size, or relative with `+`/`-` handled by the caller. */
+export async function resizeImage(path: string, size: number, options: { shrink?: boolean } = {}): Promise<void> {
+  const opened = await openImage(path, { backing: false });
+  try {
+    if (!canResize(opened.backend)) throw new ImageToolError('this image cannot be resized');
+    if (size < opened.backend.size && !options.shrink) {
+      throw new ImageToolError('Use the --shrink option to perform a shrink operation.');
+    }
+    await opened.backend.resize(size, options);
+  } finally {
+    await opened.backend.close();
+  }
+}
+
+/** `qemu-img snapshot`: list, create, apply or delete internal snapshots. */
+export async function snapshotImage(path: string, action: 'list' | 'create' | 'apply' | 'delete', name?: string) {
+  const opened = await openImage(path, { readOnly: action === 'list', backing: false });
+  try {
+    const backend = opened.backend;
+    if (!hasSnapshots(backend)) throw new ImageToolError(`${opened.format} images have no internal snapshots`);
+    if (action === 'list') return await backend.listSnapshots();
+    if (name === undefined) throw new ImageToolError('a snapshot name is needed');
+    if (action === 'create') await backend.createSnapshot(name);
+    else if (action === 'apply') await (backend as Qcow2Backend).applySnapshot(name);
+    else await (backend as Qcow2Backend).deleteSnapshot(name);
+    return [];
+  } catch (error) {
+    if (error instanceof BlockError) throw new ImageToolError(error.message);
+    throw error;
+  } finally {
+    await opened.backend.close();
+  }
+}
