@@ -51,7 +51,7 @@ describe('ACPI tables', () => {
   });
 
   // iasl, ACPICA's compiler/disassembler, is the independent judge (installed by scripts/install-system-deps.sh).
-  it.skipIf(!hasIasl)('disassembles cleanly with iasl and says what we meant', () => {
+  it.skipIf(!hasIasl && !process.env.CI)('disassembles cleanly with iasl and says what we meant', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tsvirt-acpi-'));
     try {
       const disassemble = (signature: string): string => {
