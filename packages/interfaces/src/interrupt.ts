@@ -29,8 +29,9 @@ export interface InterruptController {
 }
 
 /**
- * The local APIC as the CPU sees it beyond INTA: the APIC_BASE MSR, the x2APIC
- * MSRs (0x800–0x8FF) and CR8, which the CPU forwards here.
+ * The local APIC as the CPU sees it beyond INTA: the APIC_BASE MSR (0x1B), the
+ * TSC-deadline MSR (0x6E0), the x2APIC MSRs (0x800–0x8FF) and CR8, which the
+ * CPU forwards here.
  */
 export interface LocalApicPort extends InterruptController {
   /** Reads MSR `index` into `result[0]` (low) and `result[1]` (high); false raises #GP in the guest. */

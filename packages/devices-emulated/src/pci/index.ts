@@ -1,0 +1,11 @@
+export { PciBus } from './pci-bus.js';
+export type { PciBusOptions, PciBusState, PciInterruptRouter, PciPlugOptions } from './pci-bus.js';
+export { PciFunction } from './pci-function.js';
+export type { PciEvent, PciFunctionState } from './pci-function.js';
+export { PciConfigMechanism } from './config-mechanism.js';
+export type { PciConfigMechanismOptions, PciConfigMechanismState } from './config-mechanism.js';
+export { I440fxHostBridge, I440FX_PAM, I440FX_PAM_COUNT, I440FX_SMRAM } from './i440fx.js';
+export type { I440fxMemoryMap, I440fxOptions, I440fxState } from './i440fx.js';
+export { Piix3, PIIX3_PIRQ_ROUTE, pcSlotToPirq } from './piix3.js';
+export type { Piix3Options, Piix3State } from './piix3.js';
+export { PciCommand, PciConfig, PciStatus } from './config-registers.js';

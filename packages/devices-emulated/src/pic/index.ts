@@ -1,0 +1,2 @@
+export * from './pic-pair.js';
+export type { PicChipState } from './pic-chip.js';

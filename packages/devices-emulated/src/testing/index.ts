@@ -1,0 +1,2 @@
+export * from './isa.js';
+export * from './platform.js';

@@ -1,0 +1,2 @@
+export * from './uart.js';
+export * from './backends/index.js';
