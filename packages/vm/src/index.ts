@@ -8,3 +8,4 @@ export { buildMpTables, type MpConfig, type MpTables } from './firmware/mptable.
 export { installPcFirmware, type PcFirmware } from './firmware/pc-firmware.js';
 export { MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC, loadMultiboot, type MultibootEntryState, type MultibootModule, type MultibootOptions } from './loaders/multiboot.js';
 export { VirtualClock, type VirtualClockOptions, type VirtualClockState } from './clock/virtual-clock.js';
+export { PC_PIRQ_IRQS, PcPlatform, type PcPlatformOptions } from './machine/pc-platform.js';

@@ -73,6 +73,8 @@ describe('ACPI tables', () => {
       expect(fadt).toMatch(/PM1A Control Block Address : 00000604/);
       expect(fadt).toMatch(/PM Timer Block Address : 00000608/);
       expect(fadt).toMatch(/Value to cause reset : 06/);
+      expect(fadt).toMatch(/SMI Command Port : 000000B2/);
+      expect(fadt).toMatch(/ACPI Enable Value : F1/);
       const madt = disassemble('APIC');
       expect(madt.match(/Subtable Type : 00 \[Processor Local APIC\]/g)).toHaveLength(2);
       expect(madt).toMatch(/Address : FEC00000/);

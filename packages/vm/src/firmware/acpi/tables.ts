@@ -17,6 +17,10 @@ export interface AcpiConfig {
     readonly gpe0Length: number;
     /** PM1_CNT.SLP_TYP value that means soft-off (S5) on this PM device. */
     readonly sleepTypeS5: number;
+    /** The APM/SMI command port and the values that switch ACPI mode on and off. */
+    readonly smiCommand: number;
+    readonly acpiEnable: number;
+    readonly acpiDisable: number;
   };
   /** Reset register (an I/O port) and the value to write. */
   readonly reset: { readonly port: number; readonly value: number };
@@ -32,7 +36,7 @@ export const defaultAcpiConfig: AcpiConfig = {
   localApicAddress: 0xfee0_0000,
   ioapic: { id: 0, address: 0xfec0_0000, gsiBase: 0 },
   hpetAddress: 0xfed0_0000,
-  pm: { sciIrq: 9, pm1aEvent: 0x600, pm1aControl: 0x604, pmTimer: 0x608, gpe0: 0xafe0, gpe0Length: 4, sleepTypeS5: 0 },
+  pm: { sciIrq: 9, pm1aEvent: 0x600, pm1aControl: 0x604, pmTimer: 0x608, gpe0: 0xafe0, gpe0Length: 4, sleepTypeS5: 0, smiCommand: 0xb2, acpiEnable: 0xf1, acpiDisable: 0xf0 },
   reset: { port: 0xcf9, value: 0x06 },
   pirqToIrq: [10, 10, 11, 11],
   pciSlots: Array.from({ length: 32 }, (_, slot) => slot),
@@ -94,7 +98,10 @@ function fadt(config: AcpiConfig, facs: number, dsdt: number): Uint8Array {
   view.setUint32(at(36), facs, true);
   view.setUint32(at(40), dsdt, true);
   view.setUint16(at(46), config.pm.sciIrq, true);
-  // SMI_CMD = 0: no SMM; the system is always in ACPI mode.
+  // ACPI mode is entered as on QEMU: the OS writes ACPI_ENABLE to the SMI command port and the PM device sets SCI_EN.
+  view.setUint32(at(48), config.pm.smiCommand, true);
+  view.setUint8(at(52), config.pm.acpiEnable);
+  view.setUint8(at(53), config.pm.acpiDisable);
   view.setUint32(at(56), config.pm.pm1aEvent, true);
   view.setUint32(at(64), config.pm.pm1aControl, true);
   view.setUint32(at(76), config.pm.pmTimer, true);

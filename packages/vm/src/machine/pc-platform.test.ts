@@ -1,0 +1,96 @@
+import { PipeBackend } from '@tsvirt/devices-emulated';
+import { guestAddress as a } from '@tsvirt/interfaces';
+import { ManualClock } from '@tsvirt/interfaces/testing';
+import { GuestRam } from '@tsvirt/memory';
+import { describe, expect, it } from 'vitest';
+import { pcRamRegions } from '../machine-layout.js';
+import { PcPlatform } from './pc-platform.js';
+
+function platform() {
+  const clock = new ManualClock();
+  const serial = new PipeBackend();
+  const events: string[] = [];
+  const memory = new GuestRam({ regions: pcRamRegions(64 << 20) });
+  const pc = new PcPlatform({
+    memory,
+    clock,
+    ramBelow4G: 64 << 20,
+    ramAbove4G: 0,
+    serial,
+    startTime: Date.UTC(2026, 0, 2, 3, 4, 5),
+    tscFrequencyHz: 1e9,
+    onReset: (source) => events.push(`reset ${source}`),
+    onPowerOff: () => events.push('power-off'),
+    onDebugExit: (status) => events.push(`exit ${status}`),
+  });
+  const configRead = (slot: number, fn: number, offset: number) => {
+    pc.io.write(0xcf8, 4, (0x8000_0000 | (slot << 11) | (fn << 8) | offset) >>> 0);
+    return pc.io.read(0xcfc, 4);
+  };
+  return { pc, clock, serial, events, memory, configRead };
+}
+
+describe('PcPlatform', () => {
+  it('presents the i440FX and the PIIX3 at 00:00.0 and 00:01.0 with the PIRQs routed', () => {
+    const { configRead } = platform();
+    expect(configRead(0, 0, 0)).toBe(0x1237_8086);
+    expect(configRead(1, 0, 0)).toBe(0x7000_8086);
+    expect((configRead(1, 0, 0x0c) >>> 16) & 0x80).toBe(0x80); // multifunction
+    expect(configRead(1, 0, 0x60)).toBe(0x0b0b_0a0a); // PIRQA-D -> IRQ 10, 10, 11, 11
+    expect(configRead(2, 0, 0)).toBe(0xffff_ffff); // empty slot
+  });
+
+  it('sends what the guest writes to COM1 to the serial backend', () => {
+    const { pc, serial } = platform();
+    pc.io.write(0x3fb, 1, 0x03); // LCR: 8 data bits (at reset a 16550 sends 5-bit characters)
+    for (const byte of new TextEncoder().encode('hi\n')) pc.io.write(0x3f8, 1, byte);
+    expect(serial.takeText()).toBe('hi\n');
+    expect(pc.io.read(0x3fd, 1) & 0x60).toBe(0x60); // LSR: THRE and TEMT
+  });
+
+  it('delivers the PIT tick on IRQ 0 through the PIC as the programmed vector', () => {
+    const { pc, clock } = platform();
+    // Linux's init_8259A: vectors 0x30 and 0x38, cascade on IRQ 2, 8086 mode; unmask IRQ 0 only.
+    for (const [port, value] of [[0x20, 0x11], [0x21, 0x30], [0x21, 0x04], [0x21, 0x01], [0xa0, 0x11], [0xa1, 0x38], [0xa1, 0x02], [0xa1, 0x01], [0x21, 0xfe], [0xa1, 0xff]] as const) pc.io.write(port, 1, value);
+    // PIT channel 0, mode 2, count 1193 (1 ms).
+    pc.io.write(0x43, 1, 0x34);
+    pc.io.write(0x40, 1, 1193 & 0xff);
+    pc.io.write(0x40, 1, 1193 >> 8);
+    expect(pc.pic.pending()).toBe(false);
+    clock.advance(1_100_000);
+    expect(pc.pic.pending()).toBe(true);
+    expect(pc.pic.acknowledge()).toBe(0x30);
+  });
+
+  it('reports the RTC time and the memory size in CMOS', () => {
+    const { pc } = platform();
+    const cmos = (index: number) => {
+      pc.io.write(0x70, 1, index);
+      return pc.io.read(0x71, 1);
+    };
+    expect(cmos(0x00)).toBe(0x05); // seconds, BCD
+    expect(cmos(0x04)).toBe(0x03); // hours
+    expect(cmos(0x09)).toBe(0x26); // year
+    // Extended memory above 1 MiB in KiB: 63 MiB.
+    expect(cmos(0x17) | (cmos(0x18) << 8)).toBe(63 * 1024);
+  });
+
+  it('turns guest requests into reset, power-off and debug-exit events', () => {
+    const { pc, events } = platform();
+    pc.io.write(0xcf9, 1, 0x06);
+    pc.io.write(0x64, 1, 0xfe);
+    pc.io.write(0x92, 1, 0x01);
+    pc.io.write(0xf4, 1, 0x10);
+    // ACPI S5: SLP_TYP 0 with SLP_EN in PM1a_CNT.
+    pc.io.write(0x604, 2, 1 << 13);
+    expect(events).toEqual(['reset 0xcf9 hard', 'reset i8042', 'reset port 0x92', 'exit 33', 'power-off']);
+  });
+
+  it('answers at the local APIC, IOAPIC and HPET addresses', () => {
+    const { pc } = platform();
+    expect(pc.mmio.read(a(0xfee0_0030), 4) & 0xff).toBe(0x14); // LAPIC version
+    pc.mmio.write(a(0xfec0_0000), 4, 1);
+    expect((pc.mmio.read(a(0xfec0_0010), 4) >>> 16) & 0xff).toBe(23); // IOAPIC: 24 redirection entries
+    expect(pc.mmio.read(a(0xfed0_0004), 4)).toBe(0x0098_9680); // HPET period: 10 ns in fs
+  });
+});
