@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { MigrationOptionsError } from '../errors.js';
+import { resolveOptions } from './options.js';
+
+describe('resolveOptions', () => {
+  it('uses QEMU and libvirt defaults', () => {
+    const options = resolveOptions({ autoConverge: true, xbzrle: true });
+    expect(options.downtimeLimitNs).toBe(300e6);
+    expect(options.maxBandwidth).toBe(Infinity);
+    expect(options.autoConverge).toEqual({ initial: 20, increment: 10, max: 99, triggerThreshold: 50 });
+    expect(options.xbzrleCacheSize).toBe(64 * 1024 * 1024);
+    expect(options.postcopy).toBeUndefined();
+  });
+
+  it('refuses nonsense with a typed error', () => {
+    expect(() => resolveOptions({ downtimeLimitMs: 0 })).toThrow(MigrationOptionsError);
+    expect(() => resolveOptions({ maxBandwidth: -5 })).toThrow(MigrationOptionsError);
+    expect(() => resolveOptions({ maxBandwidth: Number.NaN })).toThrow(MigrationOptionsError);
+    expect(() => resolveOptions({ autoConverge: { max: 100 } })).toThrow(/\[1, 99\]/);
+    expect(() => resolveOptions({ batchBytes: 100 })).toThrow(/batchBytes/);
+    expect(() => resolveOptions({ timeout: { afterMs: -1, action: 'suspend' } })).toThrow(MigrationOptionsError);
+  });
+});
