@@ -10,14 +10,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-
-export interface BenchmarkReport {
-  readonly title: string;
-  readonly description: string;
-  readonly columns: readonly string[];
-  readonly rows: ReadonlyArray<ReadonlyArray<string | number>>;
-  readonly notes?: readonly string[];
-}
+import type { BenchmarkReport } from '@tsvirt/interfaces/testing';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const output = path.join(root, 'BENCHMARKS.md');

@@ -3,14 +3,8 @@ import { ManualClock } from '@tsvirt/interfaces/testing';
 import type { GuestRam } from '@tsvirt/memory';
 import { KsmScanner, type KsmKnobs } from './index.js';
 import { identicalPagesWorkload } from './testing/index.js';
+import type { BenchmarkReport } from '@tsvirt/interfaces/testing';
 
-interface BenchmarkReport {
-  title: string;
-  description: string;
-  columns: string[];
-  rows: (string | number)[][];
-  notes?: string[];
-}
 
 const GUESTS = 4;
 const PAGES = 8_192; // 32 MiB a guest

@@ -9,15 +9,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connectMigration, listenForMigration, receiveMigration, startMigration, type MigrationOptions, type MigrationStats } from './index.js';
+import type { BenchmarkReport } from '@tsvirt/interfaces/testing';
 import { FakeVm, HostClock, type DirtyWorkload } from './testing/index.js';
-
-interface BenchmarkReport {
-  title: string;
-  description: string;
-  columns: string[];
-  rows: (string | number)[][];
-  notes?: string[];
-}
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;

@@ -3,3 +3,4 @@ export { ManualClock } from './manual-clock.js';
 export { MemoryBlockBackend } from './memory-block-backend.js';
 export { MapBus } from './map-bus.js';
 export { blockBackendContract } from './block-backend-contract.js';
+export type { BenchmarkReport } from './benchmark-report.js';
