@@ -1,0 +1,811 @@
+import {
+  type GuestMemory,
+  type InterruptController,
+  type LocalApicPort,
+  type MmioBus,
+  type Observer,
+  type PioBus,
+  type ProcessorSignals,
+  ignoreEvents,
+} from '@tsvirt/interfaces';
+import { CPU_MODELS, type CpuModel, type CpuModelName } from './cpuid/models.js';
+import { CodeCache } from './decoder/code-cache.js';
+import { Decoder } from './decoder/decoder.js';
+import { disassemble } from './decoder/disassembler.js';
+import { CodeMode, Instruction } from './decoder/instruction.js';
+import { buildOpcodeTable } from './decoder/opcode-table.js';
+import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
+import { selectHandler } from './instructions/index.js';
+import { Mmu } from './memory/mmu.js';
+import { MsrFile } from './msr/msr-file.js';
+import { Cr0, Efer, Flag, FLAGS_FIXED_ONE, Seg, SegAttr, Vector } from './state/registers.js';
+import { GUEST_FAULT, exceptionClass } from './system/fault.js';
+import type { DescriptorSlot } from './system/segmentation.js';
+import { deliverEvent, EventKind } from './system/interrupts.js';
+import { NullBus } from './system/null-bus.js';
+
+/** Why `run` returned. */
+export type StopReason =
+  /** The instruction limit was reached. */
+  | 'limit'
+  /** HLT with no interrupt to wake it (call `run` again after raising one). */
+  | 'halted'
+  /** A triple fault or shutdown: the machine should reset. */
+  | 'shutdown'
+  /** An application processor after INIT, waiting for a start-up IPI. */
+  | 'wait-for-sipi'
+  /** A bug in the emulator (never a guest action); `error` says what. */
+  | 'internal-error';
+
+export interface RunResult {
+  readonly reason: StopReason;
+  /** Instructions retired in this call (faulting instructions count toward the limit but not here). */
+  readonly retired: number;
+  readonly error?: unknown;
+}
+
+/** Events a CPU reports to its observer. */
+export type CpuEvent =
+  | { readonly kind: 'exception'; readonly vector: number; readonly errorCode: number | undefined; readonly rip: number; readonly instruction: string }
+  | { readonly kind: 'triple-fault'; readonly rip: number }
+  | { readonly kind: 'internal-error'; readonly error: unknown; readonly rip: number };
+
+/** A segment register: selector and the hidden descriptor cache. */
+export interface SegmentState {
+  readonly selector: number;
+  readonly base: number;
+  readonly limit: number;
+  /** Access byte in bits 7:0, descriptor flags (AVL, L, D/B, G) in bits 15:12. */
+  readonly attributes: number;
+}
+
+export interface CpuOptions {
+  readonly memory: GuestMemory;
+  /** I/O ports (IN/OUT/INS/OUTS); unclaimed ports read all-ones. */
+  readonly io?: PioBus;
+  /** Physical addresses that are not RAM. */
+  readonly mmio?: MmioBus;
+  /** The interrupt controller (PIC or local APIC). A `LocalApicPort` also receives the APIC MSRs and CR8. */
+  readonly interrupts?: InterruptController | LocalApicPort;
+  /** CPU model (CPUID and optional instructions): `qemu64` (default) or `tsvirt-max`, or a custom model. */
+  readonly model?: CpuModelName | CpuModel;
+  /**
+   * The time-stamp counter source in cycles. Defaults to the number of
+   * retired instructions, which keeps runs deterministic.
+   */
+  readonly timeStampCounter?: () => number;
+  /** Bootstrap processor (true by default); an AP waits for a SIPI after INIT. */
+  readonly bootstrap?: boolean;
+  readonly events?: Observer<CpuEvent>;
+}
+
+const TWO_32 = 4294967296;
+
+function isApic(controller: InterruptController | undefined): controller is LocalApicPort {
+  return controller !== undefined && typeof (controller as Partial<LocalApicPort>).readMsr === 'function';
+}
+
+/**
+ * The engine of one x86-64 logical processor (see {@link Cpu} for the
+ * state-access API): an interpreter over a decoded-instruction
+ * cache, with segmentation, paging, exceptions and interrupts.
+ *
+ * Registers are 64-bit values kept as two 32-bit halves (`low`/`high`);
+ * RIP and linear addresses are plain numbers (canonical addresses are exactly
+ * the signed values in [-2^47, 2^47)).
+ */
+export class CpuCore implements ProcessorSignals {
+  readonly memory: GuestMemory;
+  readonly io: PioBus;
+  readonly mmio: MmioBus;
+  readonly interrupts: InterruptController | undefined;
+  readonly apic: LocalApicPort | undefined;
+  readonly model: CpuModel;
+  readonly mmu: Mmu;
+  readonly msrs: MsrFile;
+  readonly events: Observer<CpuEvent>;
+  private readonly timeStampSource: (() => number) | undefined;
+  readonly bootstrap: boolean;
+
+  /** Low and high 32 bits of RAX…R15. */
+  readonly low = new Int32Array(16);
+  readonly high = new Int32Array(16);
+  /** The instruction pointer (next instruction while one executes). */
+  rip = 0;
+  /** Where the executing instruction starts (faults report it). */
+  currentRip = 0;
+  readonly flags = new LazyFlags();
+
+  readonly segmentSelector = new Uint16Array(6);
+  readonly segmentBase = new Float64Array(6);
+  readonly segmentLimit = new Float64Array(6);
+  readonly segmentAttributes = new Uint32Array(6);
+  /** Per segment: 1 readable, 2 writable, 4 expand-down, 8 usable, 16 big (32-bit upper bound). */
+  readonly segmentAccess = new Uint8Array(6);
+  gdtBase = 0;
+  gdtLimit = 0xffff;
+  idtBase = 0;
+  idtLimit = 0xffff;
+  ldtSelector = 0;
+  ldtBase = 0;
+  ldtLimit = 0xffff;
+  trSelector = 0;
+  trBase = 0;
+  trLimit = 0xffff;
+  trAttributes = 0x8b;
+
+  cr0 = Cr0.ET | Cr0.CD | Cr0.NW;
+  cr2 = 0;
+  cr3 = 0;
+  cr3High = 0;
+  cr4 = 0;
+  efer = 0;
+  /** CR8 when there is no local APIC. */
+  taskPriority = 0;
+  readonly debug = new Float64Array(8);
+
+  private privilege = 0;
+  /** The privilege memory accesses are checked at: CPL, or 0 during descriptor-table and TSS accesses. */
+  memoryPrivilege = 0;
+  /** Scratch for descriptor reads (no allocation while running). */
+  readonly descriptorScratch: DescriptorSlot = { low: 0, high: 0, address: 0 };
+  /** Scratch for building a 64-bit interrupt frame. */
+  readonly interruptFrame = new Float64Array(6);
+  codeMode: CodeMode = CodeMode.Bits16;
+  /** Stack pointer width in bytes (2, 4, 8). */
+  stackSize = 2;
+  halted = false;
+  protected waitingForStartup = false;
+  /** Interrupts stay blocked until this many instructions have retired (STI and MOV SS shadows). */
+  inhibitUntil = 0;
+  nmiPending = false;
+  nmiBlocked = false;
+  /** Instruction count when a single-step (TF) instruction started, or -1. */
+  private singleStepFrom = -1;
+  /** Set when something may need handling between instructions (interrupts, NMI, shadows). */
+  attention = true;
+  protected shutdownRequested = false;
+  private startupVector = -1;
+  private initRequested = false;
+
+  /** Retired instructions since creation (the default TSC source). */
+  instructionCount = 0;
+  /** Added to the TSC source (WRMSR to IA32_TSC sets it). */
+  timeStampOffset = 0;
+
+  /** The last guest fault: vector, error code (-1 for none). */
+  faultVector = 0;
+  faultErrorCode = -1;
+  /** High half of the last 64-bit value read by an operand or memory helper. */
+  valueHigh = 0;
+  /** Scratch for wide multiply/divide (words) and their 16-bit digits. */
+  readonly wide = new Int32Array(6);
+  readonly digits = new Float64Array(8);
+  readonly pair = new Int32Array(2);
+  readonly pairOther = new Int32Array(2);
+  /** Scratch for MSR values. */
+  readonly msrValue = new Uint32Array(2);
+
+  private readonly decoder: Decoder;
+  protected readonly codeCache = new CodeCache();
+  private scratch = new Instruction();
+  protected fetchLinearBase = Number.NaN;
+  private fetchPage: Array<Instruction | undefined> | undefined;
+  private fetchFrameBytes: Uint8Array | undefined;
+  private fetchFrameOffset = 0;
+  private readonly codeSource = { cpu: this as CpuCore, base: 0, byteAt(offset: number): number { return this.cpu.codeByte(this.base + offset); } };
+
+  constructor(options: CpuOptions) {
+    this.memory = options.memory;
+    this.io = options.io ?? new NullBus();
+    this.mmio = options.mmio ?? new NullBus();
+    this.interrupts = options.interrupts;
+    this.apic = isApic(options.interrupts) ? options.interrupts : undefined;
+    const model = options.model ?? 'qemu64';
+    this.model = typeof model === 'string' ? CPU_MODELS[model]! : model;
+    if (this.model === undefined) throw new Error(`unknown CPU model ${String(model)}`);
+    this.events = options.events ?? ignoreEvents;
+    this.timeStampSource = options.timeStampCounter;
+    this.bootstrap = options.bootstrap ?? true;
+    this.mmu = new Mmu(this, this.memory, this.mmio);
+    this.msrs = new MsrFile(this);
+    this.decoder = new Decoder(buildOpcodeTable(), this.model.features, selectHandler);
+    this.memory.onInvalidate((first, count) => {
+      this.mmu.dropPhysical(first, count);
+      this.invalidateCode(first, count);
+    });
+    this.reset();
+    if (!this.bootstrap) this.waitingForStartup = true;
+  }
+
+  /** Power-on / INIT state: real mode at F000:FFF0 with CS base FFFF0000. */
+  reset(): void {
+    this.low.fill(0);
+    this.high.fill(0);
+    this.low[2] = this.model.signature;
+    this.flags.setAll(FLAGS_FIXED_ONE);
+    for (let seg = 0; seg < 6; seg++) this.setSegmentCache(seg, 0, 0, 0xffff, SegAttr.P | SegAttr.S | SegAttr.WRITABLE | SegAttr.ACCESSED);
+    this.setSegmentCache(Seg.CS, 0xf000, 0xffff0000, 0xffff, SegAttr.P | SegAttr.S | SegAttr.CODE | SegAttr.READABLE | SegAttr.ACCESSED);
+    this.rip = 0xfff0;
+    this.gdtBase = 0;
+    this.gdtLimit = 0xffff;
+    this.idtBase = 0;
+    this.idtLimit = 0xffff;
+    this.ldtSelector = 0;
+    this.ldtBase = 0;
+    this.ldtLimit = 0xffff;
+    this.trSelector = 0;
+    this.trBase = 0;
+    this.trLimit = 0xffff;
+    this.trAttributes = 0x8b;
+    this.cr0 = Cr0.ET | Cr0.CD | Cr0.NW;
+    this.cr2 = 0;
+    this.cr3 = 0;
+    this.cr3High = 0;
+    this.cr4 = 0;
+    this.efer = 0;
+    this.taskPriority = 0;
+    this.debug.fill(0);
+    this.debug[6] = 0xffff0ff0;
+    this.debug[7] = 0x400;
+    this.cpl = 0;
+    this.halted = false;
+    this.inhibitUntil = 0;
+    this.nmiPending = false;
+    this.nmiBlocked = false;
+    this.attention = true;
+    this.shutdownRequested = false;
+    this.msrs.reset();
+    this.mmu.flush();
+    this.updateMode();
+  }
+
+  /** Current privilege level. */
+  get cpl(): number {
+    return this.privilege;
+  }
+
+  set cpl(value: number) {
+    this.privilege = value;
+    this.memoryPrivilege = value;
+  }
+
+  /** Reads `size` bytes at `linear` as a supervisor access (descriptor tables, TSS). */
+  supervisorRead(linear: number, size: number): number {
+    this.memoryPrivilege = 0;
+    const value = this.readLinear(linear, size);
+    this.memoryPrivilege = this.privilege;
+    return value;
+  }
+
+  supervisorWrite(linear: number, size: number, value: number): void {
+    this.memoryPrivilege = 0;
+    this.writeLinear(linear, size, value, 0);
+    this.memoryPrivilege = this.privilege;
+  }
+
+  /** Recomputes every segment's access checks (after a mode or privilege change). */
+  refreshAllSegments(): void {
+    for (let seg = 0; seg < 6; seg++) this.refreshSegmentAccess(seg);
+    this.updateMode();
+  }
+
+  // ---- ProcessorSignals ----
+
+  nmi(): void {
+    this.nmiPending = true;
+    this.attention = true;
+  }
+
+  init(): void {
+    this.initRequested = true;
+    this.attention = true;
+  }
+
+  startup(vector: number): void {
+    if (!this.waitingForStartup) return;
+    this.startupVector = vector & 0xff;
+    this.attention = true;
+  }
+
+  wake(): void {
+    this.attention = true;
+  }
+
+  // ---- registers ----
+
+  reg8(register: number): number {
+    return register < 16 ? this.low[register]! & 0xff : (this.low[register - 16]! >> 8) & 0xff;
+  }
+
+  setReg8(register: number, value: number): void {
+    if (register < 16) this.low[register] = (this.low[register]! & ~0xff) | (value & 0xff);
+    else this.low[register - 16] = (this.low[register - 16]! & ~0xff00) | ((value & 0xff) << 8);
+  }
+
+  /** Reads a register of `size` bytes: the low half (unsigned for 1 and 2 bytes), the high half in `valueHigh`. */
+  readRegister(register: number, size: number): number {
+    switch (size) {
+      case 1: return this.reg8(register);
+      case 2: return this.low[register]! & 0xffff;
+      case 4: return this.low[register]!;
+      default: this.valueHigh = this.high[register]!; return this.low[register]!;
+    }
+  }
+
+  /** Writes a register of `size` bytes; 32-bit writes clear the high half, 8/16-bit writes merge. */
+  writeRegister(register: number, size: number, value: number, high: number): void {
+    switch (size) {
+      case 1: this.setReg8(register, value); return;
+      case 2: this.low[register] = (this.low[register]! & ~0xffff) | (value & 0xffff); return;
+      case 4: this.low[register] = value; this.high[register] = 0; return;
+      default: this.low[register] = value; this.high[register] = high; return;
+    }
+  }
+
+  /** A 64-bit register as a signed number (exact for canonical addresses). */
+  registerNumber(register: number): number {
+    return this.high[register]! * TWO_32 + (this.low[register]! >>> 0);
+  }
+
+  setRegisterNumber(register: number, value: number): void {
+    this.low[register] = value | 0;
+    this.high[register] = Math.floor(value / TWO_32) | 0;
+  }
+
+  // ---- segments and modes ----
+
+  setSegmentCache(seg: number, selector: number, base: number, limit: number, attributes: number): void {
+    this.segmentSelector[seg] = selector;
+    this.segmentBase[seg] = base;
+    this.segmentLimit[seg] = limit;
+    this.segmentAttributes[seg] = attributes;
+    this.refreshSegmentAccess(seg);
+    if (seg === Seg.CS || seg === Seg.SS) this.updateMode();
+  }
+
+  refreshSegmentAccess(seg: number): void {
+    const attributes = this.segmentAttributes[seg]!;
+    const real = (this.cr0 & Cr0.PE) === 0 || (this.flags.bits & Flag.VM) !== 0;
+    let access = 0;
+    if (real) access = 1 | 2 | 8;
+    else if ((attributes & SegAttr.P) !== 0 && (attributes & SegAttr.S) !== 0 && !(seg !== Seg.CS && (this.segmentSelector[seg]! & 0xfffc) === 0 && !this.isLongMode())) {
+      access = 8;
+      if ((attributes & SegAttr.CODE) !== 0) access |= (attributes & SegAttr.READABLE) !== 0 ? 1 : 0;
+      else access |= 1 | ((attributes & SegAttr.WRITABLE) !== 0 ? 2 : 0) | ((attributes & SegAttr.EXPAND_DOWN) !== 0 ? 4 : 0);
+    }
+    if ((attributes & SegAttr.DB) !== 0) access |= 16;
+    this.segmentAccess[seg] = access;
+  }
+
+  isLongMode(): boolean {
+    return (this.efer & Efer.LMA) !== 0;
+  }
+
+  /** Recomputes code/stack size after CS, SS, CR0 or EFER changed. */
+  updateMode(): void {
+    const cs = this.segmentAttributes[Seg.CS]!;
+    if ((this.cr0 & Cr0.PE) === 0) this.codeMode = CodeMode.Bits16;
+    else if (this.isLongMode() && (cs & SegAttr.L) !== 0) this.codeMode = CodeMode.Bits64;
+    else this.codeMode = (cs & SegAttr.DB) !== 0 ? CodeMode.Bits32 : CodeMode.Bits16;
+    if (this.codeMode === CodeMode.Bits64) this.stackSize = 8;
+    else this.stackSize = (this.segmentAttributes[Seg.SS]! & SegAttr.DB) !== 0 && (this.cr0 & Cr0.PE) !== 0 ? 4 : 2;
+    this.fetchLinearBase = Number.NaN;
+    this.attention = true;
+  }
+
+  /**
+   * The linear address of `[seg:offset]` for an access of `size` bytes,
+   * after limit and type checks (#GP, or #SS for the stack segment).
+   */
+  linear(seg: number, offset: number, size: number, write: boolean): number {
+    if (this.codeMode === CodeMode.Bits64) {
+      const linear = seg >= Seg.FS ? offset + this.segmentBase[seg]! : offset;
+      if (linear < -0x800000000000 || linear >= 0x800000000000) this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
+      return linear;
+    }
+    const access = this.segmentAccess[seg]!;
+    const limit = this.segmentLimit[seg]!;
+    if ((access & (write ? 10 : 9)) !== (write ? 10 : 9)) this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
+    const last = offset + size - 1;
+    if ((access & 4) === 0) {
+      if (last > limit) this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
+    } else if (offset <= limit || last > ((access & 16) !== 0 ? 0xffffffff : 0xffff)) {
+      this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
+    }
+    return (this.segmentBase[seg]! + offset) >>> 0;
+  }
+
+  // ---- memory through segments ----
+
+  read(seg: number, offset: number, size: number): number {
+    const linear = this.linear(seg, offset, size, false);
+    return this.readLinear(linear, size);
+  }
+
+  write(seg: number, offset: number, size: number, value: number, high: number): void {
+    const linear = this.linear(seg, offset, size, true);
+    this.writeLinear(linear, size, value, high);
+  }
+
+  readLinear(linear: number, size: number): number {
+    switch (size) {
+      case 1: return this.mmu.read8(linear);
+      case 2: return this.mmu.read16(linear);
+      case 4: return this.mmu.read32(linear);
+      default: return this.mmu.read64(linear);
+    }
+  }
+
+  writeLinear(linear: number, size: number, value: number, high: number): void {
+    switch (size) {
+      case 1: this.mmu.write8(linear, value); return;
+      case 2: this.mmu.write16(linear, value); return;
+      case 4: this.mmu.write32(linear, value); return;
+      default: this.mmu.write64(linear, value, high); return;
+    }
+  }
+
+  // ---- stack ----
+
+  /** The stack pointer as an offset in SS for the current stack width. */
+  stackPointer(): number {
+    const size = this.stackSize;
+    return size === 8 ? this.registerNumber(4) : size === 4 ? this.low[4]! >>> 0 : this.low[4]! & 0xffff;
+  }
+
+  setStackPointer(value: number): void {
+    const size = this.stackSize;
+    if (size === 8) this.setRegisterNumber(4, value);
+    else if (size === 4) { this.low[4] = value | 0; this.high[4] = 0; }
+    else this.low[4] = (this.low[4]! & ~0xffff) | (value & 0xffff);
+  }
+
+  private wrapStack(value: number): number {
+    const size = this.stackSize;
+    return size === 8 ? value : size === 4 ? value >>> 0 : value & 0xffff;
+  }
+
+  push(size: number, value: number, high: number): void {
+    const top = this.wrapStack(this.stackPointer() - size);
+    this.write(Seg.SS, top, size, value, high);
+    this.setStackPointer(top);
+  }
+
+  /** Pops `size` bytes (high half in `valueHigh`). */
+  pop(size: number): number {
+    const top = this.stackPointer();
+    const value = this.read(Seg.SS, top, size);
+    this.setStackPointer(this.wrapStack(top + size));
+    return value;
+  }
+
+  /** Reads the stack `depth` bytes above the top without popping. */
+  peek(depth: number, size: number): number {
+    return this.read(Seg.SS, this.wrapStack(this.stackPointer() + depth), size);
+  }
+
+  // ---- faults ----
+
+  /** Raises guest exception `vector` (with `errorCode`, or -1 for none) and abandons the instruction. */
+  fault(vector: number, errorCode = -1): never {
+    this.memoryPrivilege = this.privilege;
+    this.faultVector = vector;
+    this.faultErrorCode = errorCode;
+    throw GUEST_FAULT;
+  }
+
+  /** Drops decoded instructions of physical pages `[first, first + count)`. */
+  invalidateCode(first: number, count: number): void {
+    this.codeCache.drop(first, count);
+    this.fetchLinearBase = Number.NaN;
+    this.attention = true;
+  }
+
+  /** A device was accessed: it may have raised an interrupt. */
+  noteDeviceAccess(): void {
+    this.attention = true;
+  }
+
+  /** Paging structures or modes changed: forget translations. */
+  flushTranslations(): void {
+    this.mmu.flush();
+    this.fetchLinearBase = Number.NaN;
+    this.attention = true;
+  }
+
+  /** CR8 as the local APIC or the internal register holds it. */
+  get cr8(): number {
+    return this.apic !== undefined ? this.apic.taskPriorityClass : this.taskPriority;
+  }
+
+  setCr8(value: number): void {
+    if (this.apic !== undefined) this.apic.setTaskPriorityClass(value & 0xf);
+    else this.taskPriority = value & 0xf;
+  }
+
+  /** The time-stamp counter now. */
+  timeStampCounter(): number {
+    const source = this.timeStampSource === undefined ? this.instructionCount : this.timeStampSource();
+    return source + this.timeStampOffset;
+  }
+
+  // ---- fetch ----
+
+  /** Remembers that `to` (at `rip`) ran right after `from`, both cached in the current page. */
+  private link(from: Instruction, to: Instruction, rip: number, fallThrough: boolean): void {
+    if (fallThrough) from.next = to;
+    else {
+      from.branch = to;
+      from.branchRip = rip;
+    }
+  }
+
+  /** One code byte at linear `linear` (slow path). */
+  codeByte(linear: number): number {
+    const frameBytes = this.fetchFrameBytes;
+    const offset = linear - this.fetchLinearBase;
+    if (frameBytes !== undefined && offset >= 0 && offset < 4096) return frameBytes[this.fetchFrameOffset + offset]!;
+    return this.mmu.fetchByte(linear);
+  }
+
+  private fetch(): Instruction {
+    const rip = this.rip;
+    const linear = this.codeMode === CodeMode.Bits64 ? rip : (this.segmentBase[Seg.CS]! + rip) >>> 0;
+    // An integer page offset keeps the cache lookup a fast element load.
+    const offset = linear & 0xfff;
+    if (linear - offset !== this.fetchLinearBase) this.refillFetch(linear);
+    const page = this.fetchPage;
+    let instruction = page !== undefined ? page[offset] : undefined;
+    if (instruction === undefined || instruction.mode !== this.codeMode) instruction = this.decodeAt(linear, offset);
+    if (this.codeMode !== CodeMode.Bits64 && rip + instruction.length - 1 > this.segmentLimit[Seg.CS]!) this.fault(Vector.GP, 0);
+    return instruction;
+  }
+
+  private refillFetch(linear: number): void {
+    if (this.codeMode === CodeMode.Bits64 && (linear < -0x800000000000 || linear >= 0x800000000000)) this.fault(Vector.GP, 0);
+    if (this.codeMode !== CodeMode.Bits64 && this.rip > this.segmentLimit[Seg.CS]!) this.fault(Vector.GP, 0);
+    const base = linear - (linear & 0xfff);
+    const frame = this.mmu.fetchFrame(linear);
+    this.fetchLinearBase = base;
+    if (frame === undefined) {
+      this.fetchPage = undefined;
+      this.fetchFrameBytes = undefined;
+      return;
+    }
+    const physicalPage = this.mmu.fetchPhysical;
+    this.fetchFrameBytes = frame.u8;
+    this.fetchFrameOffset = frame.byteOffset;
+    let page = this.codeCache.get(physicalPage);
+    if (page === undefined) {
+      page = this.codeCache.create(physicalPage);
+      this.mmu.protectCode(physicalPage);
+    }
+    this.fetchPage = page;
+  }
+
+  private decodeAt(linear: number, offset: number): Instruction {
+    this.codeSource.base = linear;
+    const instruction = this.decoder.decode(this.codeSource, this.codeMode, this.scratch);
+    const page = this.fetchPage;
+    if (page !== undefined && offset + instruction.length <= 4096) {
+      // Keep it: the scratch object becomes the cached one and a new scratch takes its place.
+      page[offset] = instruction;
+      this.scratch = new Instruction();
+    }
+    return instruction;
+  }
+
+  /** Decodes and disassembles the instruction at `rip` (for traces and error messages). */
+  disassembleAt(rip: number = this.rip): string {
+    try {
+      const linear = this.codeMode === CodeMode.Bits64 ? rip : (this.segmentBase[Seg.CS]! + rip) >>> 0;
+      const source = { cpu: this as CpuCore, byteAt(offset: number): number { return this.cpu.mmu.fetchByte(linear + offset); } };
+      return disassemble(this.decoder.decode(source, this.codeMode, new Instruction()));
+    } catch (error) {
+      if (error === GUEST_FAULT) return '(not mapped)';
+      throw error;
+    }
+  }
+
+  // ---- running ----
+
+  /**
+   * Executes up to `limit` instructions. Stops early at HLT (nothing to wake
+   * it), shutdown (triple fault), or while an AP waits for a SIPI. Guest
+   * faults become guest exceptions; nothing the guest does throws out of here.
+   */
+  run(limit: number): RunResult {
+    let retired = 0;
+    let budget = limit;
+    this.attention = true;
+    while (budget > 0) {
+      if (this.attention) {
+        const stop = this.serviceEvents();
+        if (stop !== undefined) return { reason: stop, retired };
+        if (this.halted) return { reason: 'halted', retired };
+      }
+      try {
+        // At least one instruction runs after the events were looked at (an STI or MOV SS shadow needs it).
+        // Mode, CS and the current code page stay in locals: anything that changes them sets `attention`.
+        const mode = this.codeMode;
+        const long = mode === CodeMode.Bits64;
+        const codeBase = this.segmentBase[Seg.CS]!;
+        const codeLimit = this.segmentLimit[Seg.CS]!;
+        let pageBase = this.fetchLinearBase;
+        let page = this.fetchPage;
+        // Code already run follows `next` (fall-through) and `branch` (last target) links between
+        // instructions of one page instead of looking the page up again.
+        let fallThrough = Number.NaN;
+        let previous: Instruction | undefined;
+        let previousCached = false;
+        do {
+          const rip = this.rip;
+          this.currentRip = rip;
+          let instruction: Instruction | undefined;
+          if (previousCached && rip === fallThrough && previous!.next !== undefined) {
+            instruction = previous!.next;
+          } else if (previousCached && rip === previous!.branchRip && previous!.branch !== undefined) {
+            instruction = previous!.branch;
+          } else {
+            const linear = long ? rip : (codeBase + rip) >>> 0;
+            const offset = linear & 0xfff;
+            instruction = linear - offset === pageBase && page !== undefined ? page[offset] : undefined;
+            if (instruction === undefined || instruction.mode !== mode) {
+              instruction = this.fetch();
+              const changedPage = this.fetchPage !== page;
+              pageBase = this.fetchLinearBase;
+              page = this.fetchPage;
+              if (changedPage) previousCached = false;
+              // Only instructions kept in the current page may be linked (the scratch one is reused).
+              const cached = page !== undefined && page[(long ? rip : (codeBase + rip) >>> 0) & 0xfff] === instruction;
+              if (previousCached && cached) this.link(previous!, instruction, rip, rip === fallThrough);
+              previousCached = cached;
+            } else {
+              if (previousCached) this.link(previous!, instruction, rip, rip === fallThrough);
+              previousCached = true;
+            }
+          }
+          if (!long && rip + instruction.length - 1 > codeLimit) this.fault(Vector.GP, 0);
+          const next = rip + instruction.length;
+          const wrapped = long ? next : mode === CodeMode.Bits32 ? next >>> 0 : next & 0xffff;
+          this.rip = wrapped;
+          fallThrough = wrapped;
+          previous = instruction;
+          instruction.run(this, instruction);
+          this.instructionCount++;
+          retired++;
+          budget--;
+        } while (budget > 0 && !this.attention);
+      } catch (error) {
+        if (error !== GUEST_FAULT) {
+          this.events({ kind: 'internal-error', error, rip: this.currentRip });
+          return { reason: 'internal-error', retired, error };
+        }
+        budget--;
+        this.rip = this.currentRip;
+        const stop = this.deliverFault();
+        if (stop !== undefined) return { reason: stop, retired };
+      }
+      if (this.shutdownRequested) return { reason: 'shutdown', retired };
+    }
+    return { reason: 'limit', retired };
+  }
+
+  /** Delivers the fault in faultVector/faultErrorCode, escalating to #DF and shutdown as the SDM says. */
+  private deliverFault(): StopReason | undefined {
+    const first = this.faultVector;
+    const firstCode = this.faultErrorCode;
+    if (this.events !== ignoreEvents) {
+      this.events({ kind: 'exception', vector: first, errorCode: firstCode < 0 ? undefined : firstCode, rip: this.currentRip, instruction: this.disassembleAt(this.currentRip) });
+    }
+    try {
+      deliverEvent(this, first, firstCode, EventKind.Exception);
+      return undefined;
+    } catch (error) {
+      if (error !== GUEST_FAULT) throw error;
+    }
+    const second = this.faultVector;
+    const firstClass = exceptionClass(first);
+    const secondClass = exceptionClass(second);
+    const double = first === Vector.DF ? secondClass !== 'benign' : (firstClass === 'contributory' && secondClass === 'contributory') || (firstClass === 'page' && secondClass !== 'benign');
+    if (first === Vector.DF && double) return this.tripleFault();
+    try {
+      if (double) deliverEvent(this, Vector.DF, 0, EventKind.Exception);
+      else deliverEvent(this, second, this.faultErrorCode, EventKind.Exception);
+      return undefined;
+    } catch (error) {
+      if (error !== GUEST_FAULT) throw error;
+      return this.tripleFault();
+    }
+  }
+
+  private tripleFault(): StopReason {
+    this.events({ kind: 'triple-fault', rip: this.currentRip });
+    this.shutdownRequested = true;
+    return 'shutdown';
+  }
+
+  /** Handles INIT/SIPI, NMI and maskable interrupts between instructions. */
+  private serviceEvents(): StopReason | undefined {
+    if (this.shutdownRequested) return 'shutdown';
+    if (this.initRequested) {
+      this.initRequested = false;
+      this.reset();
+      if (!this.bootstrap) this.waitingForStartup = true;
+    }
+    if (this.waitingForStartup) {
+      if (this.startupVector < 0) return 'wait-for-sipi';
+      this.waitingForStartup = false;
+      this.setSegmentCache(Seg.CS, this.startupVector << 8, this.startupVector << 12, 0xffff, this.segmentAttributes[Seg.CS]!);
+      this.rip = 0;
+      this.startupVector = -1;
+    }
+    try {
+      if (this.singleStepFrom >= 0) {
+        // TF was set when the last instruction started: if it retired, the #DB trap comes first.
+        const retiredSince = this.instructionCount > this.singleStepFrom;
+        this.singleStepFrom = -1;
+        if (retiredSince) {
+          this.debug[6] = (this.debug[6]! | 0x4000) >>> 0;
+          this.currentRip = this.rip;
+          deliverEvent(this, Vector.DB, -1, EventKind.Exception);
+        }
+      }
+      if (this.instructionCount < this.inhibitUntil) return this.armSingleStep();
+      if (this.nmiPending && !this.nmiBlocked) {
+        this.nmiPending = false;
+        this.nmiBlocked = true;
+        this.halted = false;
+        this.currentRip = this.rip;
+        deliverEvent(this, Vector.NMI, -1, EventKind.External);
+        return undefined;
+      }
+      if ((this.flags.bits & Flag.IF) !== 0 && this.interrupts !== undefined && this.interrupts.pending()) {
+        const vector = this.interrupts.acknowledge() & 0xff;
+        this.halted = false;
+        this.currentRip = this.rip;
+        deliverEvent(this, vector, -1, EventKind.External);
+        return undefined;
+      }
+    } catch (error) {
+      if (error !== GUEST_FAULT) throw error;
+      const stop = this.deliverFault();
+      if (stop !== undefined) return stop;
+    }
+    return this.armSingleStep();
+  }
+
+  /** With TF set, the next instruction runs alone and is followed by a #DB trap. */
+  private armSingleStep(): undefined {
+    if ((this.flags.bits & Flag.TF) !== 0) {
+      this.singleStepFrom = this.instructionCount;
+      this.attention = true;
+    } else if (this.instructionCount >= this.inhibitUntil) {
+      this.attention = false;
+    }
+    return undefined;
+  }
+
+  // ---- convenience for handlers ----
+
+  /** Full RFLAGS. */
+  getFlags(): number {
+    return this.flags.get();
+  }
+
+  /** Sets RFLAGS bits (no privilege rules; callers apply them). */
+  setFlags(value: number): void {
+    const before = this.flags.bits;
+    this.flags.setAll((value & 0x3f7fd5) | FLAGS_FIXED_ONE);
+    if (((before ^ value) & Flag.IF) !== 0 || (value & Flag.TF) !== 0) this.attention = true;
+  }
+
+  /** Sets a flag-result for logic ops (exported for handlers that compute flags eagerly). */
+  setLogicFlags(size: number, result: number, resultHigh: number): void {
+    this.flags.op = FlagOp.Logic;
+    this.flags.size = size;
+    this.flags.result = result;
+    this.flags.resultHigh = resultHigh;
+  }
+}

@@ -1,0 +1,66 @@
+import type { Feature } from '../decoder/opcode-entry.js';
+
+/** A named CPU model: what CPUID reports and which optional instructions decode. */
+export interface CpuModel {
+  readonly name: string;
+  readonly vendor: string;
+  /** Family/model/stepping signature for leaf 1 EAX. */
+  readonly signature: number;
+  readonly brand: string;
+  readonly features: ReadonlySet<Feature>;
+  /** Leaf 1 EDX/ECX and leaf 0x80000001 EDX/ECX bits as advertised. */
+  readonly leaf1Edx: number;
+  readonly leaf1Ecx: number;
+  readonly extendedEdx: number;
+  readonly extendedEcx: number;
+  /** Leaf 7 EBX. */
+  readonly leaf7Ebx: number;
+  readonly maxLeaf: number;
+  readonly maxExtendedLeaf: number;
+  /** Physical and linear address widths for leaf 0x80000008. */
+  readonly physicalAddressBits: number;
+}
+
+// Leaf 1 EDX bits this core implements: TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11) PGE(13) CMOV(15) PSE(3) PAT(16) PSE36(17) MTRR(12).
+// VME(1), DE(2), MCE(7), MCA(14), CLFSH(19) are left out until implemented; FPU/MMX/SSE/FXSR come with the FPU work.
+const EDX_BASE = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17);
+// Extended EDX: SYSCALL(11), NX(20), RDTSCP(27), LM(29).
+const EXT_EDX_BASE = (1 << 11) | (1 << 20) | (1 << 29);
+
+/** A conservative baseline in the spirit of QEMU's `qemu64`, without the FPU/SSE bits this core lacks so far. */
+export const QEMU64: CpuModel = {
+  name: 'qemu64',
+  vendor: 'AuthenticAMD',
+  signature: 0x000663,
+  brand: 'tsvirt qemu64-compatible CPU',
+  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm']),
+  leaf1Edx: EDX_BASE,
+  // CX16(13) is implemented and qemu64 has it.
+  leaf1Ecx: 1 << 13,
+  extendedEdx: EXT_EDX_BASE,
+  extendedEcx: 1 << 0 /* LAHF/SAHF in 64-bit mode */,
+  leaf7Ebx: 0,
+  maxLeaf: 0xd,
+  maxExtendedLeaf: 0x8000000a,
+  physicalAddressBits: 40,
+};
+
+/** Everything the core implements: adds POPCNT, LZCNT, MOVBE, RDTSCP. */
+export const TSVIRT_MAX: CpuModel = {
+  ...QEMU64,
+  name: 'tsvirt-max',
+  vendor: 'GenuineIntel',
+  signature: 0x0306a9,
+  brand: 'tsvirt max CPU',
+  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'popcnt', 'lzcnt', 'movbe', 'rdtscp']),
+  // CX16(13), MOVBE(22), POPCNT(23).
+  leaf1Ecx: (1 << 13) | (1 << 22) | (1 << 23),
+  extendedEdx: EXT_EDX_BASE | (1 << 27),
+  // LAHF(0), ABM/LZCNT(5).
+  extendedEcx: (1 << 0) | (1 << 5),
+  // BMI1(3): only TZCNT is decoded so far, so BMI1 stays unadvertised until ANDN/BEXTR/BLSI exist.
+  leaf7Ebx: 0,
+};
+
+export const CPU_MODELS: Readonly<Record<string, CpuModel>> = { qemu64: QEMU64, 'tsvirt-max': TSVIRT_MAX };
+export type CpuModelName = 'qemu64' | 'tsvirt-max';

@@ -1,0 +1,78 @@
+import type { CpuCore as Cpu } from '../cpu-core.js';
+import type { OpcodeEntry } from './opcode-entry.js';
+
+/** Where an operand lives after decoding. */
+export const OperandKind = { Register: 0, Memory: 1, Immediate: 2, None: 3 } as const;
+
+/** Register numbers 16–19 in a byte operand mean AH, CH, DH, BH (no REX prefix). */
+export const HIGH_BYTE_REGISTER = 16;
+
+/** Code size the bytes were decoded for: 16-bit, 32-bit or 64-bit code segment. */
+export const CodeMode = { Bits16: 0, Bits32: 1, Bits64: 2 } as const;
+export type CodeMode = (typeof CodeMode)[keyof typeof CodeMode];
+
+export const OpcodeMap = { OneByte: 0, TwoByte: 1, ThreeByte38: 2, ThreeByte3A: 3 } as const;
+
+/** Repeat prefix in effect. */
+export const Repeat = { None: 0, Repeat: 1, RepeatNot: 2 } as const;
+
+export type InstructionRun = (cpu: Cpu, instruction: Instruction) => void;
+
+const notLinked: InstructionRun = () => {
+  throw new Error('instruction decoded without an interpreter');
+};
+
+/**
+ * One decoded instruction. Objects are allocated once per decode and cached
+ * with their code page, so nothing here is allocated while executing.
+ */
+export class Instruction {
+  entry!: OpcodeEntry;
+  run: InstructionRun = notLinked;
+  mode: CodeMode = CodeMode.Bits32;
+  length = 0;
+  map = 0;
+  opcode = 0;
+  /** Effective operand size in bytes (1 for byte forms). */
+  operandSize = 4;
+  /** Operand size as the prefixes set it, ignoring the byte form (for string and I/O instructions). */
+  wideSize = 4;
+  addressSize = 4;
+  /** Segment override (0–5) or -1. */
+  segmentOverride = -1;
+  /** The segment the memory operand uses: the override or the default for its base. */
+  segment = 3;
+  repeat = 0;
+  lock = false;
+  rex = 0;
+  operandSizePrefix = false;
+  hasModRM = false;
+  mod = 0;
+  /** ModRM.reg with REX.R (also the group selector). */
+  regField = 0;
+  /** ModRM.rm with REX.B. */
+  rmField = 0;
+  hasMemory = false;
+  /** Base register, 16 for RIP-relative, or -1. */
+  base = -1;
+  index = -1;
+  scale = 0;
+  displacement = 0;
+  /** High half of a 64-bit absolute address (A0–A3 with 64-bit addressing). */
+  displacementHigh = 0;
+  /** Destination operand. */
+  kind0: number = OperandKind.None;
+  register0 = 0;
+  /** Source operand. */
+  kind1: number = OperandKind.None;
+  register1 = 0;
+  immediate = 0;
+  immediateHigh = 0;
+  immediate2 = 0;
+  sub = 0;
+  /** The cached instruction that follows this one in the same page (set by the run loop), for straight-line code. */
+  next: Instruction | undefined = undefined;
+  /** The last branch target taken from this instruction within the same page, and its RIP. */
+  branch: Instruction | undefined = undefined;
+  branchRip = 0;
+}

@@ -1,0 +1,10 @@
+export { Cpu, type CpuEvent, type CpuOptions, type RunResult, type SegmentState, type StopReason } from './cpu.js';
+export { CpuCore } from './cpu-core.js';
+export { CPU_MODELS, QEMU64, TSVIRT_MAX, type CpuModel, type CpuModelName } from './cpuid/models.js';
+export { Decoder, type CodeSource } from './decoder/decoder.js';
+export { disassemble, registerName } from './decoder/disassembler.js';
+export { CodeMode, Instruction, OperandKind } from './decoder/instruction.js';
+export { buildOpcodeTable, allEntries, type OpcodeTable } from './decoder/opcode-table.js';
+export type { Feature, HandlerName, OpcodeEntry } from './decoder/opcode-entry.js';
+export { Msr } from './msr/msr-file.js';
+export { Cr0, Cr4, Efer, Flag, Reg, Seg, Vector } from './state/registers.js';

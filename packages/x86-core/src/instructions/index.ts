@@ -1,0 +1,36 @@
+import type { Instruction, InstructionRun } from '../decoder/instruction.js';
+import type { HandlerName, OpcodeEntry } from '../decoder/opcode-entry.js';
+import { fastPath } from './fast-paths.js';
+import { alu, cmpxchg, cmpxchgPair, dec, inc, neg, not, test, xadd } from './arithmetic.js';
+import { bitTest, bsf, bsr, bswap, lzcnt, movbe, popcnt, tzcnt } from './bits.js';
+import { call, callFar, callFarIndirect, callIndirect, int, int1, int3, into, iret, jcc, jcxz, jmp, jmpFar, jmpFarIndirect, jmpIndirect, loop, ret, retFar } from './control-flow.js';
+import {
+  bound, cmov, convert, convertDouble, enter, lahf, lea, leave, loadFarPointer, mov, movFromSeg, movToSeg, movsx, movsxd, movzx, pop, popSeg, popa, popf,
+  push, pushSeg, pusha, pushf, sahf, setcc, xchg, xlat,
+} from './data-transfer.js';
+import { aaa, aad, aam, aas, daa, das, salc } from './decimal.js';
+import { swapgs, syscall, sysenter, sysexit, sysret } from './fast-system-call.js';
+import { inPort, outPort } from './io.js';
+import { div, idiv, imul, imulOne, mul } from './multiply.js';
+import { shift, shld, shrd } from './shift.js';
+import { cmps, ins, lods, movs, outs, scas, stos } from './string.js';
+import {
+  arpl, clts, cpuid, descriptorTable, flagOp, fpuEscape, hlt, invlpg, lar, lldt, lmsw, lsl, ltr, movFromCr, movFromDr, movToCr, movToDr, nop,
+  privilegedNop, rdmsr, rdpmc, rdtsc, rdtscp, sldt, smsw, str, tooLong, ud, verr, verw, wrmsr,
+} from './system.js';
+
+/** Every handler the opcode table names. */
+export const HANDLERS: Readonly<Record<HandlerName, InstructionRun>> = {
+  alu, test, inc, dec, not, neg, mul, imulOne, imul, div, idiv, shift, shld, shrd, mov, movFromSeg, movToSeg, lea, movzx, movsx, movsxd,
+  cmov, setcc, xchg, xadd, cmpxchg, cmpxchgPair, bswap, convert, convertDouble, push, pop, pushSeg, popSeg, pusha, popa, pushf, popf, enter,
+  leave, lahf, sahf, jcc, jmp, jmpIndirect, call, callIndirect, ret, jmpFar, jmpFarIndirect, callFar, callFarIndirect, retFar, loop, jcxz,
+  int3, int, into, int1, iret, hlt, flagOp, nop, ud, movs, cmps, stos, lods, scas, ins, outs, in: inPort, out: outPort, xlat, daa, das, aaa,
+  aas, aam, aad, salc, bitTest, bsf, bsr, popcnt, lzcnt, tzcnt, cpuid, rdtsc, rdtscp, rdmsr, wrmsr, rdpmc, descriptorTable, lldt, sldt,
+  ltr, str, lmsw, smsw, invlpg, clts, movFromCr, movToCr, movFromDr, movToDr, lar, lsl, verr, verw, arpl, syscall, sysret, sysenter,
+  sysexit, swapgs, loadFarPointer, bound, fpuEscape, movbe, privilegedNop, tooLong,
+};
+
+/** The routine for a decoded instruction: a specialised fast path when there is one, else the table's handler. */
+export function selectHandler(entry: OpcodeEntry, instruction: Instruction): InstructionRun {
+  return fastPath(entry, instruction) ?? HANDLERS[entry.handler];
+}

@@ -1,0 +1,185 @@
+import type { CpuCore as Cpu } from '../cpu-core.js';
+import { Cr0, Efer, Seg } from '../state/registers.js';
+
+/** MSR numbers the core knows. */
+export const Msr = {
+  TSC: 0x10,
+  APIC_BASE: 0x1b,
+  FEATURE_CONTROL: 0x3a,
+  BIOS_SIGN_ID: 0x8b,
+  MTRR_CAP: 0xfe,
+  SYSENTER_CS: 0x174,
+  SYSENTER_ESP: 0x175,
+  SYSENTER_EIP: 0x176,
+  MISC_ENABLE: 0x1a0,
+  PAT: 0x277,
+  MTRR_DEF_TYPE: 0x2ff,
+  EFER: 0xc0000080,
+  STAR: 0xc0000081,
+  LSTAR: 0xc0000082,
+  CSTAR: 0xc0000083,
+  FMASK: 0xc0000084,
+  FS_BASE: 0xc0000100,
+  GS_BASE: 0xc0000101,
+  KERNEL_GS_BASE: 0xc0000102,
+  TSC_AUX: 0xc0000103,
+} as const;
+
+const TWO_32 = 4294967296;
+
+/** MSRs kept as plain 64-bit storage: writes are remembered, reads return them. */
+export function isStored(index: number): boolean {
+  return (
+    index === Msr.SYSENTER_CS || index === Msr.SYSENTER_ESP || index === Msr.SYSENTER_EIP || index === Msr.MISC_ENABLE ||
+    index === Msr.PAT || index === Msr.MTRR_DEF_TYPE || (index >= 0x200 && index <= 0x20f) || index === 0x250 || index === 0x258 ||
+    index === 0x259 || (index >= 0x268 && index <= 0x26f) || index === Msr.STAR || index === Msr.LSTAR || index === Msr.CSTAR ||
+    index === Msr.FMASK || index === Msr.KERNEL_GS_BASE || index === Msr.TSC_AUX || index === Msr.FEATURE_CONTROL || index === Msr.BIOS_SIGN_ID
+  );
+}
+
+/** Registers that must hold canonical addresses (#GP otherwise). */
+function needsCanonical(index: number): boolean {
+  return index === Msr.LSTAR || index === Msr.CSTAR || index === Msr.FS_BASE || index === Msr.GS_BASE || index === Msr.KERNEL_GS_BASE || index === Msr.SYSENTER_EIP || index === Msr.SYSENTER_ESP;
+}
+
+/**
+ * Model-specific registers. Reads put the value in `cpu.msrValue` (low,
+ * high); unknown MSRs make RDMSR/WRMSR raise #GP, as on hardware.
+ */
+export class MsrFile {
+  private readonly low = new Map<number, number>();
+  private readonly high = new Map<number, number>();
+  /** APIC_BASE when no local APIC is attached. */
+  private apicBaseLow = 0;
+
+  constructor(private readonly cpu: Cpu) {}
+
+  reset(): void {
+    this.low.clear();
+    this.high.clear();
+    this.set(Msr.PAT, 0x00070406, 0x00070406);
+    this.set(Msr.MISC_ENABLE, 1, 0);
+    this.apicBaseLow = 0xfee00000 | 0x800 | (this.cpu.bootstrap ? 0x100 : 0);
+  }
+
+  /** Every stored MSR, for saving state. */
+  entries(): Array<{ index: number; low: number; high: number }> {
+    return [...this.low.keys()].sort((a, b) => a - b).map((index) => ({ index, low: this.low.get(index)! >>> 0, high: this.high.get(index)! >>> 0 }));
+  }
+
+  /** APIC_BASE as kept without a local APIC. */
+  get apicBase(): number {
+    return this.apicBaseLow >>> 0;
+  }
+
+  set apicBase(value: number) {
+    this.apicBaseLow = value;
+  }
+
+  /** Puts back a saved MSR; false for an index that is not kept as plain storage. */
+  restoreEntry(index: number, low: number, high: number): boolean {
+    if (!isStored(index)) return false;
+    this.set(index, low, high);
+    return true;
+  }
+
+  set(index: number, low: number, high: number): void {
+    this.low.set(index, low | 0);
+    this.high.set(index, high | 0);
+  }
+
+  /** The stored value's low half (0 when never written). */
+  lowOf(index: number): number {
+    return this.low.get(index) ?? 0;
+  }
+
+  highOf(index: number): number {
+    return this.high.get(index) ?? 0;
+  }
+
+  /** A stored MSR as a signed number (for canonical addresses). */
+  numberOf(index: number): number {
+    return this.highOf(index) * TWO_32 + (this.lowOf(index) >>> 0);
+  }
+
+  read(index: number): boolean {
+    const cpu = this.cpu;
+    const out = cpu.msrValue;
+    index >>>= 0;
+    if ((index >= 0x800 && index <= 0x8ff) || index === Msr.APIC_BASE) {
+      if (cpu.apic !== undefined) return cpu.apic.readMsr(index, out);
+      if (index !== Msr.APIC_BASE) return false;
+      out[0] = this.apicBaseLow;
+      out[1] = 0;
+      return true;
+    }
+    switch (index) {
+      case Msr.TSC: {
+        const tsc = cpu.timeStampCounter();
+        out[0] = tsc >>> 0;
+        out[1] = Math.floor(tsc / TWO_32) >>> 0;
+        return true;
+      }
+      case Msr.MTRR_CAP: out[0] = 0x508; out[1] = 0; return true;
+      case Msr.EFER: out[0] = cpu.efer; out[1] = 0; return true;
+      case Msr.FS_BASE: case Msr.GS_BASE: {
+        const base = cpu.segmentBase[index === Msr.FS_BASE ? Seg.FS : Seg.GS]!;
+        out[0] = base >>> 0;
+        out[1] = Math.floor(base / TWO_32) >>> 0;
+        return true;
+      }
+      default:
+        if (!isStored(index)) return false;
+        out[0] = this.lowOf(index);
+        out[1] = this.highOf(index);
+        return true;
+    }
+  }
+
+  write(index: number, low: number, high: number): boolean {
+    const cpu = this.cpu;
+    index >>>= 0;
+    if (needsCanonical(index) && (high << 16) >> 16 !== (high | 0)) return false;
+    if ((index >= 0x800 && index <= 0x8ff) || index === Msr.APIC_BASE) {
+      if (cpu.apic !== undefined) return cpu.apic.writeMsr(index, low, high);
+      if (index !== Msr.APIC_BASE) return false;
+      this.apicBaseLow = (low & 0xfffff900) | (cpu.bootstrap ? 0x100 : 0);
+      return true;
+    }
+    switch (index) {
+      case Msr.TSC:
+        cpu.timeStampOffset = (high >>> 0) * TWO_32 + (low >>> 0) - (cpu.timeStampCounter() - cpu.timeStampOffset);
+        return true;
+      case Msr.MTRR_CAP: return false;
+      case Msr.EFER: return this.writeEfer(low, high);
+      case Msr.FS_BASE: case Msr.GS_BASE:
+        cpu.segmentBase[index === Msr.FS_BASE ? Seg.FS : Seg.GS] = (high | 0) * TWO_32 + (low >>> 0);
+        return true;
+      case Msr.PAT:
+        // Each byte must be a valid memory type (0, 1, 4, 5, 6, 7).
+        for (let i = 0; i < 8; i++) {
+          const type = ((i < 4 ? low : high) >>> (8 * (i % 4))) & 0xff;
+          if (type === 2 || type === 3 || type > 7) return false;
+        }
+        this.set(index, low, high);
+        return true;
+      default:
+        if (!isStored(index)) return false;
+        this.set(index, low, high);
+        return true;
+    }
+  }
+
+  private writeEfer(low: number, high: number): boolean {
+    const cpu = this.cpu;
+    const allowed = Efer.SCE | Efer.LME | Efer.NXE | Efer.LMA;
+    if (high !== 0 || (low & ~allowed) !== 0) return false;
+    // LME cannot change while paging is on.
+    if ((cpu.cr0 & Cr0.PG) !== 0 && ((low ^ cpu.efer) & Efer.LME) !== 0) return false;
+    // LMA is read-only: it follows LME and CR0.PG.
+    cpu.efer = (low & ~Efer.LMA) | (cpu.efer & Efer.LMA);
+    cpu.flushTranslations();
+    cpu.updateMode();
+    return true;
+  }
+}
