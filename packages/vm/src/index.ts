@@ -9,3 +9,4 @@ export { installPcFirmware, type PcFirmware } from './firmware/pc-firmware.js';
 export { MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC, loadMultiboot, type MultibootEntryState, type MultibootModule, type MultibootOptions } from './loaders/multiboot.js';
 export { VirtualClock, type VirtualClockOptions, type VirtualClockState } from './clock/virtual-clock.js';
 export { PC_PIRQ_IRQS, PcPlatform, type PcPlatformOptions } from './machine/pc-platform.js';
+export { PcMachine, type MachineEvent, type MachineExit, type PcMachineOptions } from './machine/pc-machine.js';

@@ -1,0 +1,134 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PipeBackend } from '@tsvirt/devices-emulated';
+import { describe, expect, it } from 'vitest';
+import { BootError } from '../errors.js';
+import { PcMachine } from './pc-machine.js';
+
+const hasNasm = spawnSync('nasm', ['-v']).status === 0;
+
+function assemble(source: string): Uint8Array {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsvirt-machine-'));
+  try {
+    writeFileSync(path.join(dir, 'kernel.asm'), source);
+    const result = spawnSync('nasm', ['-f', 'bin', '-o', 'kernel.bin', 'kernel.asm'], { cwd: dir, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(result.stderr);
+    return new Uint8Array(readFileSync(path.join(dir, 'kernel.bin')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A multiboot kernel that greets on COM1, takes three PIT ticks through the
+ * 8259 and an IDT of its own while halted, then reports the tick count
+ * through isa-debug-exit.
+ */
+const tickingKernel = `
+bits 32
+org 0x100000
+header: dd 0x1BADB002, 0x00010000, -(0x1BADB002 + 0x00010000)
+        dd header, 0x100000, 0, end_of_image, start
+%macro outb 2
+  mov dx, %1
+  mov al, %2
+  out dx, al
+%endmacro
+start:
+  lgdt [gdtr]
+  jmp 0x08:reload
+reload:
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  mov esp, 0x200000
+  outb 0x3fb, 0x03          ; 8N1
+  mov esi, message
+.print:
+  lodsb
+  test al, al
+  jz .printed
+  mov dx, 0x3f8
+  out dx, al
+  jmp .print
+.printed:
+  mov eax, irq0
+  mov [idt + 0x20 * 8], ax
+  mov word [idt + 0x20 * 8 + 2], 0x08
+  mov word [idt + 0x20 * 8 + 4], 0x8e00
+  shr eax, 16
+  mov [idt + 0x20 * 8 + 6], ax
+  lidt [idtr]
+  outb 0x20, 0x11
+  outb 0x21, 0x20
+  outb 0x21, 0x04
+  outb 0x21, 0x01
+  outb 0xa0, 0x11
+  outb 0xa1, 0x28
+  outb 0xa1, 0x02
+  outb 0xa1, 0x01
+  outb 0x21, 0xfe           ; only IRQ 0
+  outb 0xa1, 0xff
+  outb 0x43, 0x34           ; PIT channel 0, mode 2
+  outb 0x40, 0x9c           ; 11932 = 10 ms
+  outb 0x40, 0x2e
+  sti
+.wait:
+  hlt
+  cmp dword [ticks], 3
+  jb .wait
+  cli
+  mov al, [ticks]
+  out 0xf4, al
+  hlt
+irq0:
+  push eax
+  inc dword [ticks]
+  mov al, 0x20
+  out 0x20, al
+  pop eax
+  iretd
+message: db "hello from the guest", 10, 0
+align 8
+gdt: dq 0, 0x00cf9a000000ffff, 0x00cf92000000ffff
+gdtr: dw 23
+      dd gdt
+idtr: dw 256 * 8 - 1
+      dd idt
+ticks: dd 0
+align 8
+idt: times 256 dq 0
+end_of_image:
+`;
+
+describe.skipIf(!hasNasm && !process.env.CI)('PcMachine', () => {
+  it('boots a multiboot kernel that uses COM1, the PIC, the PIT and isa-debug-exit', async () => {
+    const serial = new PipeBackend();
+    const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(tickingKernel), clockMode: 'deterministic', serial });
+    const exit = await machine.run();
+    expect(exit).toEqual({ kind: 'debug-exit', status: (3 << 1) | 1 });
+    expect(serial.takeText()).toBe('hello from the guest\n');
+    // Three 10 ms PIT periods passed in virtual time, mostly skipped while halted.
+    expect(machine.clock.now()).toBeGreaterThanOrEqual(30_000_000);
+    expect(machine.clock.now()).toBeLessThan(40_000_000);
+  });
+
+  it('replays a deterministic run exactly', async () => {
+    const run = async () => {
+      const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(tickingKernel), clockMode: 'deterministic', serial: new PipeBackend() });
+      await machine.run();
+      return [machine.clock.now(), machine.cpu.instructionCount];
+    };
+    expect(await run()).toEqual(await run());
+  });
+});
+
+describe('PcMachine input checks', () => {
+  it('names what is wrong with a kernel it cannot boot', () => {
+    expect(() => new PcMachine({ memoryBytes: 32 << 20, kernel: new Uint8Array(4096) })).toThrow(BootError);
+    expect(() => new PcMachine({ memoryBytes: 1000, kernel: new Uint8Array(4096) })).toThrow(/multiple of 4 KiB/);
+  });
+});

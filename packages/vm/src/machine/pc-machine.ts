@@ -1,0 +1,195 @@
+import { type CharacterBackend, type ClockMode, type Observer, ignoreEvents } from '@tsvirt/interfaces';
+import { GuestRam } from '@tsvirt/memory';
+import { Cpu, Reg, Seg, type CpuEvent, type CpuModelName } from '@tsvirt/x86-core';
+import { VirtualClock } from '../clock/virtual-clock.js';
+import { BootError } from '../errors.js';
+import { defaultAcpiConfig } from '../firmware/acpi/tables.js';
+import { installPcFirmware } from '../firmware/pc-firmware.js';
+import { loadLinux, type LinuxEntryState } from '../loaders/linux.js';
+import { loadMultiboot, type MultibootEntryState } from '../loaders/multiboot.js';
+import { PcLayout, pcRamRegions } from '../machine-layout.js';
+import { PcPlatform } from './pc-platform.js';
+
+export interface PcMachineOptions {
+  /** Guest RAM in bytes (a multiple of 4 KiB, at least 2 MiB). */
+  readonly memoryBytes: number;
+  /** A bzImage or a multiboot kernel. */
+  readonly kernel: Uint8Array;
+  readonly initrd?: Uint8Array;
+  readonly commandLine?: string;
+  readonly cpuModel?: CpuModelName;
+  /** Real time follows the host; deterministic time advances with executed instructions, so runs replay exactly. */
+  readonly clockMode?: ClockMode;
+  /** COM1. */
+  readonly serial?: CharacterBackend;
+  /** Wall-clock start for the RTC (ms since the epoch); deterministic runs default to 2000-01-01. */
+  readonly startTime?: number;
+  readonly events?: Observer<MachineEvent>;
+}
+
+/** Why a machine stopped running. */
+export type MachineExit =
+  | { readonly kind: 'power-off' }
+  | { readonly kind: 'reset'; readonly source: string }
+  /** isa-debug-exit: QEMU's exit status `(value << 1) | 1`. */
+  | { readonly kind: 'debug-exit'; readonly status: number }
+  /** Every vCPU halted with interrupts off, or nothing left that could wake one. */
+  | { readonly kind: 'halted' }
+  | { readonly kind: 'stopped' }
+  | { readonly kind: 'internal-error'; readonly error: unknown };
+
+export type MachineEvent = { readonly kind: 'exit'; readonly exit: MachineExit } | { readonly kind: 'cpu'; readonly event: CpuEvent };
+
+/** Instructions per slice: long enough to amortise the event loop, short enough for timers and I/O to stay timely. */
+const SLICE = 200_000;
+/** Deterministic time: one nanosecond per instruction (a 1 GHz guest); the TSC counts at the same rate. */
+const NANOSECONDS_PER_INSTRUCTION = 1;
+const TSC_HZ = 1e9;
+const DETERMINISTIC_EPOCH = Date.UTC(2000, 0, 1);
+/** Real-time idle: sleep at most this long, so host input is noticed. */
+const MAX_IDLE_MS = 10;
+
+/**
+ * QEMU's `pc` machine with one vCPU, booting a kernel directly (as `-kernel`
+ * does): the platform, firmware tables, the loaded kernel, and the run loop
+ * of DESIGN.md — the vCPU runs in slices and returns to the event loop in
+ * between, where timers fire and I/O completes.
+ */
+export class PcMachine {
+  readonly memory: GuestRam;
+  readonly clock: VirtualClock;
+  readonly platform: PcPlatform;
+  readonly cpu: Cpu;
+  private exit: MachineExit | undefined;
+  private readonly events: Observer<MachineEvent>;
+
+  constructor(options: PcMachineOptions) {
+    const mode = options.clockMode ?? 'realtime';
+    this.events = options.events ?? ignoreEvents;
+    const regions = pcRamRegions(options.memoryBytes);
+    this.memory = new GuestRam({ regions });
+    this.clock = new VirtualClock({ mode });
+    const ramBelow4G = regions.filter((region) => region.start < PcLayout.fourGiB).reduce((end, region) => Math.max(end, region.start + region.size), 0);
+    this.platform = new PcPlatform({
+      memory: this.memory,
+      clock: this.clock,
+      ramBelow4G,
+      ramAbove4G: options.memoryBytes > ramBelow4G ? options.memoryBytes - ramBelow4G : 0,
+      serial: options.serial,
+      startTime: options.startTime ?? (mode === 'deterministic' ? DETERMINISTIC_EPOCH : Date.now()),
+      tscFrequencyHz: TSC_HZ,
+      onReset: (source) => this.finish({ kind: 'reset', source }),
+      onPowerOff: () => this.finish({ kind: 'power-off' }),
+      onDebugExit: (status) => this.finish({ kind: 'debug-exit', status }),
+    });
+    this.cpu = new Cpu({
+      memory: this.memory,
+      io: this.platform.io,
+      mmio: this.platform.mmio,
+      interrupts: this.platform.localApics[0],
+      model: options.cpuModel ?? 'qemu64',
+      timeStampCounter: mode === 'deterministic' ? undefined : () => this.clock.now() * (TSC_HZ / 1e9),
+      events: (event) => this.events({ kind: 'cpu', event }),
+    });
+    this.platform.attachProcessor(0, this.cpu);
+
+    const firmware = installPcFirmware(this.memory, regions, defaultAcpiConfig);
+    const isBzImage = options.kernel.length > 0x206 && new DataView(options.kernel.buffer, options.kernel.byteOffset).getUint32(0x202, true) === 0x5372_6448;
+    if (isBzImage) {
+      const plan = loadLinux(this.memory, {
+        kernel: options.kernel,
+        initrd: options.initrd,
+        commandLine: options.commandLine,
+        e820: firmware.e820,
+        lowRamEnd: ramBelow4G,
+        acpiRsdp: firmware.acpiRsdp,
+      });
+      this.enterLinux(plan.entry);
+    } else {
+      if (options.initrd !== undefined) throw new BootError('an initrd is for Linux bzImage kernels; a multiboot kernel takes modules');
+      this.enterMultiboot(loadMultiboot(this.memory, { kernel: options.kernel, commandLine: options.commandLine, e820: firmware.e820 }));
+    }
+  }
+
+  /** Runs until the guest powers off, resets, exits through isa-debug-exit, halts for good, or `stop` is called. */
+  async run(): Promise<MachineExit> {
+    const deterministic = this.clock.mode === 'deterministic';
+    this.clock.resume();
+    try {
+      while (this.exit === undefined) {
+        const result = this.cpu.run(SLICE);
+        if (deterministic) this.clock.advanceTo(this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION);
+        else this.clock.runDue();
+        if (result.reason === 'internal-error') this.finish({ kind: 'internal-error', error: result.error });
+        else if (result.reason === 'shutdown') this.finish({ kind: 'reset', source: 'triple fault' });
+        else if (result.reason === 'halted' || result.reason === 'wait-for-sipi') await this.idle(deterministic);
+        // Let host I/O (console input, sockets, disk completions) run between slices.
+        if (this.exit === undefined) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.clock.pause();
+    }
+    const exit = this.exit;
+    this.events({ kind: 'exit', exit });
+    return exit;
+  }
+
+  /** Asks a running machine to stop at the end of its slice. */
+  stop(): void {
+    this.finish({ kind: 'stopped' });
+  }
+
+  private finish(exit: MachineExit): void {
+    this.exit ??= exit;
+  }
+
+  /** The vCPU is halted: move time to the next timer (deterministic) or sleep until it (real time). */
+  private async idle(deterministic: boolean): Promise<void> {
+    const deadline = this.clock.nextDeadline();
+    if (deterministic) {
+      if (deadline === undefined) {
+        this.finish({ kind: 'halted' });
+        return;
+      }
+      // Skip the idle time: the instruction counter moves as if the CPU had spun until the deadline.
+      const target = Math.max(deadline, this.clock.now());
+      this.cpu.instructionCount = Math.max(this.cpu.instructionCount, Math.ceil(target / NANOSECONDS_PER_INSTRUCTION));
+      this.clock.advanceTo(target);
+      return;
+    }
+    const waitMs = deadline === undefined ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, Math.max(0, (deadline - this.clock.now()) / 1e6));
+    await new Promise<void>((resolve) => setTimeout(resolve, waitMs));
+    this.clock.runDue();
+  }
+
+  private flatSegments(codeAttributes: number): void {
+    const data = { selector: 0x18, base: 0, limit: 0xffff_ffff, attributes: 0xc093 };
+    this.cpu.setSegment(Seg.CS, { selector: 0x10, base: 0, limit: 0xffff_ffff, attributes: codeAttributes });
+    for (const segment of [Seg.DS, Seg.ES, Seg.SS, Seg.FS, Seg.GS]) this.cpu.setSegment(segment, data);
+  }
+
+  private enterLinux(entry: LinuxEntryState): void {
+    this.cpu.setDescriptorTable('gdt', entry.gdtBase, entry.gdtLimit);
+    if (entry.mode === 'long') {
+      this.cpu.setControlRegister(4, entry.cr4);
+      this.cpu.setControlRegister(3, entry.cr3);
+      this.cpu.setEfer(entry.efer);
+    }
+    this.cpu.setControlRegister(0, entry.cr0);
+    // Long mode: L=1, D=0; protected mode: D=1. Both 4 GiB flat, granularity 4 KiB.
+    this.flatSegments(entry.mode === 'long' ? 0xa09b : 0xc09b);
+    this.cpu.setRegister(Reg.RSI, entry.bootParams);
+    this.cpu.rflags = 0x2;
+    this.cpu.setRip(entry.instructionPointer);
+  }
+
+  private enterMultiboot(entry: MultibootEntryState): void {
+    // A flat GDT of our own is not needed by the spec (the OS must load its own), but the segment caches must be flat.
+    this.cpu.setControlRegister(0, 0x11);
+    this.flatSegments(0xc09b);
+    this.cpu.setRegister(Reg.RAX, entry.eax);
+    this.cpu.setRegister(Reg.RBX, entry.ebx);
+    this.cpu.rflags = 0x2;
+    this.cpu.setRip(entry.instructionPointer);
+  }
+}
