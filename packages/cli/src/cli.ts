@@ -1,11 +1,15 @@
 import { TsvirtError } from '@tsvirt/interfaces';
 import { runImgCommand, type CommandOutput } from '@tsvirt/storage';
+import { UsageError, runVm } from './run-command.js';
 
 export type { CommandOutput } from '@tsvirt/storage';
 
 const USAGE = `usage: tsvirt <command> [arguments]
 
 commands:
+  run --kernel FILE ...  boot a kernel, as QEMU's -kernel does: [--initrd FILE] [--append TEXT]
+                         [--memory SIZE] [--cpu qemu64|tsvirt-max] [--no-reboot]
+                         [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]
   img <subcommand> ...   disk image tools, with qemu-img's arguments:
                          create, info, check, convert, snapshot, commit, rebase,
                          resize, map, measure, compare, amend (tsvirt img --help)
@@ -20,6 +24,8 @@ export async function runCli(argv: readonly string[], output: CommandOutput): Pr
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      case 'run':
+        return await runVm(rest, output);
       case 'img':
         return await runImgCommand(rest, output);
       case undefined:
@@ -33,6 +39,10 @@ export async function runCli(argv: readonly string[], output: CommandOutput): Pr
         return 1;
     }
   } catch (error) {
+    if (error instanceof UsageError) {
+      output.stderr(`tsvirt ${command}: ${error.message}\n`);
+      return 2;
+    }
     // Commands report their own errors; this catches only what escaped them, still as one line.
     const message = error instanceof TsvirtError || error instanceof Error ? error.message : String(error);
     output.stderr(`tsvirt: ${message}\n`);

@@ -1,25 +1,8 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { PipeBackend } from '@tsvirt/devices-emulated';
+import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
 import { describe, expect, it } from 'vitest';
 import { BootError } from '../errors.js';
 import { PcMachine } from './pc-machine.js';
-
-const hasNasm = spawnSync('nasm', ['-v']).status === 0;
-
-function assemble(source: string): Uint8Array {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tsvirt-machine-'));
-  try {
-    writeFileSync(path.join(dir, 'kernel.asm'), source);
-    const result = spawnSync('nasm', ['-f', 'bin', '-o', 'kernel.bin', 'kernel.asm'], { cwd: dir, encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(result.stderr);
-    return new Uint8Array(readFileSync(path.join(dir, 'kernel.bin')));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /**
  * A multiboot kernel that greets on COM1, takes three PIT ticks through the
@@ -104,7 +87,7 @@ idt: times 256 dq 0
 end_of_image:
 `;
 
-describe.skipIf(!hasNasm && !process.env.CI)('PcMachine', () => {
+describe.skipIf(!nasmAvailable() && !process.env.CI)('PcMachine', () => {
   it('boots a multiboot kernel that uses COM1, the PIC, the PIT and isa-debug-exit', async () => {
     const serial = new PipeBackend();
     const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(tickingKernel), clockMode: 'deterministic', serial });
