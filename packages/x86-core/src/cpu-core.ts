@@ -17,6 +17,7 @@ import { buildOpcodeTable } from './decoder/opcode-table.js';
 import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
 import { selectHandler } from './instructions/index.js';
 import { Mmu } from './memory/mmu.js';
+import { FpuState } from './fpu/fpu-state.js';
 import { MsrFile } from './msr/msr-file.js';
 import { Cr0, Efer, Flag, FLAGS_FIXED_ONE, Seg, SegAttr, Vector } from './state/registers.js';
 import { GUEST_FAULT, exceptionClass } from './system/fault.js';
@@ -143,6 +144,8 @@ export class CpuCore implements ProcessorSignals {
   /** CR8 when there is no local APIC. */
   taskPriority = 0;
   readonly debug = new Float64Array(8);
+  /** The x87 registers, control/status/tag words and last-instruction pointers. */
+  readonly fpu = new FpuState();
 
   private privilege = 0;
   /** The privilege memory accesses are checked at: CPL, or 0 during descriptor-table and TSS accesses. */
@@ -248,6 +251,7 @@ export class CpuCore implements ProcessorSignals {
     this.debug.fill(0);
     this.debug[6] = 0xffff0ff0;
     this.debug[7] = 0x400;
+    this.fpu.powerOn();
     this.cpl = 0;
     this.halted = false;
     this.inhibitUntil = 0;

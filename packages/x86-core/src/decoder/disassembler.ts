@@ -5,7 +5,7 @@ const NAMES_64 = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 
 const NAMES_32 = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'r8d', 'r9d', 'r10d', 'r11d', 'r12d', 'r13d', 'r14d', 'r15d'];
 const NAMES_16 = ['ax', 'cx', 'dx', 'bx', 'sp', 'bp', 'si', 'di', 'r8w', 'r9w', 'r10w', 'r11w', 'r12w', 'r13w', 'r14w', 'r15w'];
 const NAMES_8 = ['al', 'cl', 'dl', 'bl', 'spl', 'bpl', 'sil', 'dil', 'r8b', 'r9b', 'r10b', 'r11b', 'r12b', 'r13b', 'r14b', 'r15b', 'ah', 'ch', 'dh', 'bh'];
-const SIZE_NAMES: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword', 16: 'oword' };
+const SIZE_NAMES: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword', 10: 'tword', 16: 'oword' };
 
 /** The name of general-purpose register `register` at `size` bytes (byte numbers 16–19 are AH–BH). */
 export function registerName(register: number, size: number): string {
@@ -99,6 +99,9 @@ function formatOperand(instruction: Instruction, spec: string, index: number): s
     case 'CL': return 'cl';
     case 'DX': return 'dx';
     case '1': return '1';
+    case 'st0': return 'st0';
+    case 'sti': return `st${instruction.rmField & 7}`;
+    case 'ax': return 'ax';
     case 'rAX': case 'eAX': return registerName(0, spec === 'eAX' && instruction.wideSize === 8 ? 4 : instruction.wideSize);
     case 'ES': case 'CS': case 'SS': case 'DS': case 'FS': case 'GS': return spec.toLowerCase();
     case 'Sw': return SEGMENT_NAMES[instruction.regField] ?? `sreg${instruction.regField}`;
@@ -133,6 +136,7 @@ function operandSizeOf(instruction: Instruction, spec: string): number {
       case 'b': return 1;
       case 'w': return 2;
       case 'd': return spec.charAt(0) === 'R' || spec.charAt(0) === 'C' ? instruction.operandSize : 4;
+      case 't': return 10;
       case 'q': return instruction.entry.handler === 'cmpxchgPair' && instruction.operandSize === 8 ? 16 : 8;
       case 'z': return instruction.operandSize === 8 ? 4 : instruction.operandSize;
       default: return instruction.operandSize;

@@ -16,10 +16,11 @@ export type HandlerName =
   | 'cpuid' | 'rdtsc' | 'rdtscp' | 'rdmsr' | 'wrmsr' | 'rdpmc' | 'descriptorTable' | 'lldt' | 'sldt' | 'ltr' | 'str'
   | 'lmsw' | 'smsw' | 'invlpg' | 'clts' | 'movFromCr' | 'movToCr' | 'movFromDr' | 'movToDr' | 'lar' | 'lsl'
   | 'verr' | 'verw' | 'arpl' | 'syscall' | 'sysret' | 'sysenter' | 'sysexit' | 'swapgs' | 'loadFarPointer'
-  | 'bound' | 'fpuEscape' | 'movbe' | 'privilegedNop' | 'tooLong';
+  | 'bound' | 'fpuEscape' | 'movbe' | 'privilegedNop' | 'tooLong'
+  | 'x87Wait' | 'x87Control' | 'x87Load' | 'x87Store' | 'x87Exchange' | 'x87Arithmetic' | 'x87CompareRegister' | 'x87CompareFlags' | 'x87Unary' | 'x87Environment' | 'fxsave';
 
 /** CPUID features that gate an opcode (named as Linux's /proc/cpuinfo does). */
-export type Feature = 'popcnt' | 'lzcnt' | 'bmi1' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm';
+export type Feature = 'popcnt' | 'lzcnt' | 'bmi1' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm' | 'fxsr';
 
 export const EntryFlag = {
   /** Default operand size 64 in 64-bit mode (PUSH, POP, …); 66 selects 16. */

@@ -1,3 +1,4 @@
+import { x87Escapes } from './table-x87.js';
 import { EntryFlag as F, UndefinedFlags as U, byMode, byPrefix, entry, group, type Slot } from './opcode-entry.js';
 
 const ALU_NAMES = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'] as const;
@@ -86,7 +87,7 @@ export function oneByteMap(): Array<Slot | undefined> {
   map[0x98] = entry('cbw', '', 'convert');
   map[0x99] = entry('cwd', '', 'convertDouble');
   map[0x9a] = entry('call', 'Ap', 'callFar', { flags: F.Invalid64 });
-  map[0x9b] = entry('fwait', '', 'fpuEscape', { sub: 1 });
+  map[0x9b] = entry('fwait', '', 'x87Wait');
   map[0x9c] = entry('pushf', '', 'pushf', { flags: F.Default64 });
   map[0x9d] = entry('popf', '', 'popf', { flags: F.Default64 });
   map[0x9e] = entry('sahf', '', 'sahf');
@@ -131,7 +132,7 @@ export function oneByteMap(): Array<Slot | undefined> {
   map[0xd5] = entry('aad', 'Ib', 'aad', { flags: F.Invalid64, undefinedFlags: U.asciiMultiply });
   map[0xd6] = entry('salc', '', 'salc', { flags: F.Invalid64 });
   map[0xd7] = entry('xlat', '', 'xlat');
-  for (let escape = 0xd8; escape <= 0xdf; escape++) map[escape] = entry('(x87)', 'Ev', 'fpuEscape');
+  x87Escapes().forEach((slot, index) => { map[0xd8 + index] = slot; });
   map[0xe0] = entry('loopne', 'Jb', 'loop', { sub: 0, flags: F.Force64 });
   map[0xe1] = entry('loope', 'Jb', 'loop', { sub: 1, flags: F.Force64 });
   map[0xe2] = entry('loop', 'Jb', 'loop', { sub: 2, flags: F.Force64 });

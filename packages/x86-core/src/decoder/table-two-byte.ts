@@ -73,9 +73,9 @@ export function twoByteMap(): Array<Slot | undefined> {
   map[0xab] = entry('bts', 'Ev,Gv', 'bitTest', { sub: 1, flags: F.Lockable, undefinedFlags: U.bitTest });
   map[0xac] = entry('shrd', 'Ev,Gv,Ib', 'shrd', { undefinedFlags: U.doubleShift });
   map[0xad] = entry('shrd', 'Ev,Gv,CL', 'shrd', { undefinedFlags: U.doubleShift });
-  // 0F AE: fences and CLFLUSH are no-ops for an in-order interpreter; FXSAVE and friends come with the FPU.
+  // 0F AE: fences and CLFLUSH are no-ops for an in-order interpreter; FXSAVE/FXRSTOR (x87 part only) need FXSR.
   map[0xae] = group(
-    [undefined, undefined, undefined, undefined, undefined, undefined, undefined, entry('clflush', 'Mb', 'nop', { flags: F.MemoryOnly })],
+    [entry('fxsave', 'M', 'fxsave', { sub: 0, feature: 'fxsr' }), entry('fxrstor', 'M', 'fxsave', { sub: 1, feature: 'fxsr' }), undefined, undefined, undefined, undefined, undefined, entry('clflush', 'Mb', 'nop', { flags: F.MemoryOnly })],
     [undefined, undefined, undefined, undefined, undefined, entry('lfence', '', 'nop'), entry('mfence', '', 'nop'), entry('sfence', '', 'nop')],
   );
   map[0xaf] = entry('imul', 'Gv,Ev', 'imul', { undefinedFlags: U.multiply });

@@ -18,6 +18,12 @@ import {
   arpl, clts, cpuid, descriptorTable, flagOp, fpuEscape, hlt, invlpg, lar, lldt, lmsw, lsl, ltr, movFromCr, movFromDr, movToCr, movToDr, nop,
   privilegedNop, rdmsr, rdpmc, rdtsc, rdtscp, sldt, smsw, str, tooLong, ud, verr, verw, wrmsr,
 } from './system.js';
+import { x87Arithmetic, x87CompareFlags, x87CompareRegister } from './x87-arithmetic.js';
+import { x87Control, x87Wait } from './x87-control.js';
+import { x87Environment } from './x87-environment.js';
+import { fxsave } from './x87-fxsave.js';
+import { x87Exchange, x87Load, x87Store } from './x87-load-store.js';
+import { x87Unary } from './x87-unary.js';
 
 /** Every handler the opcode table names. */
 export const HANDLERS: Readonly<Record<HandlerName, InstructionRun>> = {
@@ -28,6 +34,7 @@ export const HANDLERS: Readonly<Record<HandlerName, InstructionRun>> = {
   aas, aam, aad, salc, bitTest, bsf, bsr, popcnt, lzcnt, tzcnt, cpuid, rdtsc, rdtscp, rdmsr, wrmsr, rdpmc, descriptorTable, lldt, sldt,
   ltr, str, lmsw, smsw, invlpg, clts, movFromCr, movToCr, movFromDr, movToDr, lar, lsl, verr, verw, arpl, syscall, sysret, sysenter,
   sysexit, swapgs, loadFarPointer, bound, fpuEscape, movbe, privilegedNop, tooLong,
+  x87Wait, x87Control, x87Load, x87Store, x87Exchange, x87Arithmetic, x87CompareRegister, x87CompareFlags, x87Unary, x87Environment, fxsave,
 };
 
 /** The routine for a decoded instruction: a specialised fast path when there is one, else the table's handler. */

@@ -36,12 +36,8 @@ export function privilegedNop(cpu: Cpu, _instruction: Instruction): void {
   requirePrivilege0(cpu);
 }
 
-/** x87 escapes and FWAIT before the FPU exists: #NM when CR0 asks for it, else #UD (FWAIT is a no-op). */
-export function fpuEscape(cpu: Cpu, instruction: Instruction): void {
-  if (instruction.sub === 1) {
-    if ((cpu.cr0 & (Cr0.TS | Cr0.MP)) === (Cr0.TS | Cr0.MP)) cpu.fault(Vector.NM);
-    return;
-  }
+/** x87 encodings not implemented (transcendentals, undocumented aliases): #NM when CR0 asks for it, else #UD. */
+export function fpuEscape(cpu: Cpu, _instruction: Instruction): void {
   if ((cpu.cr0 & (Cr0.EM | Cr0.TS)) !== 0) cpu.fault(Vector.NM);
   cpu.fault(Vector.UD);
 }

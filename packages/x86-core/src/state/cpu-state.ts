@@ -1,5 +1,6 @@
 import { StateReader, type SavedState } from '@tsvirt/interfaces';
 import type { Cpu } from '../cpu.js';
+import type { FpuState } from '../fpu/fpu-state.js';
 import { isStored } from '../msr/msr-file.js';
 
 const ADDRESS = 2 ** 53 - 1;
@@ -43,6 +44,68 @@ export interface CpuState extends SavedState {
   readonly msrs: Array<{ index: number; low: number; high: number }>;
   readonly shutdown: boolean;
   readonly waitingForStartup: boolean;
+  readonly fpu: FpuRecord;
+}
+
+/** The x87 state: registers by physical number as [signExponent, high, low] triples, the "empty" bit per register. */
+export interface FpuRecord {
+  registers: number[];
+  emptyMask: number;
+  top: number;
+  control: number;
+  status: number;
+  instructionOffset: number;
+  instructionSelector: number;
+  dataOffset: number;
+  dataSelector: number;
+  opcode: number;
+}
+
+function saveFpu(fpu: FpuState): FpuRecord {
+  const registers: number[] = [];
+  let emptyMask = 0;
+  for (let register = 0; register < 8; register++) {
+    registers.push(fpu.signExponent[register]!, fpu.high[register]!, fpu.low[register]!);
+    if (fpu.empty[register] === 1) emptyMask |= 1 << register;
+  }
+  return {
+    registers, emptyMask, top: fpu.top, control: fpu.control, status: fpu.status, instructionOffset: fpu.instructionOffset,
+    instructionSelector: fpu.instructionSelector, dataOffset: fpu.dataOffset, dataSelector: fpu.dataSelector, opcode: fpu.opcode,
+  };
+}
+
+function readFpu(reader: StateReader): FpuRecord {
+  const registers = reader.uintArray('registers', 24, U32, 24);
+  for (let register = 0; register < 8; register++) if (registers[register * 3]! > 0xffff) reader.fail('registers', 'sign and exponent are 16 bits');
+  return {
+    registers,
+    emptyMask: reader.uint('emptyMask', 0xff),
+    top: reader.uint('top', 7),
+    control: reader.uint('control', 0xffff),
+    status: reader.uint('status', 0xffff),
+    instructionOffset: reader.int('instructionOffset', -ADDRESS, ADDRESS),
+    instructionSelector: reader.uint('instructionSelector', 0xffff),
+    dataOffset: reader.int('dataOffset', -ADDRESS, ADDRESS),
+    dataSelector: reader.uint('dataSelector', 0xffff),
+    opcode: reader.uint('opcode', 0x7ff),
+  };
+}
+
+function applyFpu(fpu: FpuState, record: FpuRecord): void {
+  for (let register = 0; register < 8; register++) {
+    fpu.signExponent[register] = record.registers[register * 3]!;
+    fpu.high[register] = record.registers[register * 3 + 1]!;
+    fpu.low[register] = record.registers[register * 3 + 2]!;
+    fpu.empty[register] = (record.emptyMask >> register) & 1;
+  }
+  fpu.top = record.top;
+  fpu.control = record.control;
+  fpu.status = record.status & ~0x3800;
+  fpu.instructionOffset = record.instructionOffset;
+  fpu.instructionSelector = record.instructionSelector;
+  fpu.dataOffset = record.dataOffset;
+  fpu.dataSelector = record.dataSelector;
+  fpu.opcode = record.opcode;
 }
 
 function segmentRecord(selector: number, base: number, limit: number, attributes: number): SegmentRecord {
@@ -85,6 +148,7 @@ export function saveCpu(cpu: Cpu): CpuState {
     msrs: cpu.msrs.entries(),
     shutdown: run.shutdown,
     waitingForStartup: run.waitingForStartup,
+    fpu: saveFpu(cpu.fpu),
   };
 }
 
@@ -136,6 +200,7 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   for (const entry of msrs) if (!isStored(entry.index)) reader.fail('msrs', `MSR 0x${entry.index.toString(16)} cannot be restored`);
   const shutdown = reader.boolean('shutdown');
   const waitingForStartup = reader.boolean('waitingForStartup');
+  const fpu = readFpu(reader.child('fpu'));
 
   // Everything is valid: apply.
   for (let i = 0; i < 16; i++) {
@@ -170,4 +235,5 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   cpu.msrs.apicBase = apicBase;
   for (const entry of msrs) cpu.msrs.restoreEntry(entry.index, entry.low, entry.high);
   cpu.setRunState(shutdown, waitingForStartup);
+  applyFpu(cpu.fpu, fpu);
 }

@@ -57,7 +57,8 @@ export class InterpreterCaseRunner {
     cpu.setControlRegister(4, Cr4.PAE);
     cpu.setControlRegister(3, TABLES);
     cpu.setEfer(Efer.LME | Efer.NXE);
-    cpu.setControlRegister(0, Cr0.PE | Cr0.PG | Cr0.WP | Cr0.ET);
+    // As Linux runs user code: NE (x87 errors as #MF) and MP (WAIT honours TS).
+    cpu.setControlRegister(0, Cr0.PE | Cr0.PG | Cr0.WP | Cr0.ET | Cr0.NE | Cr0.MP);
     for (let seg = 0; seg < 6; seg++) cpu.setSegment(seg, { selector: 0x10, base: 0, limit: 0xffffffff, attributes: 0xc093 });
     cpu.setSegment(Seg.CS, { selector: 0x08, base: 0, limit: 0xffffffff, attributes: bits === 64 ? 0xa09b : 0xc09b });
     const memory = new Uint8Array(ORACLE_MEMORY_SIZE);
