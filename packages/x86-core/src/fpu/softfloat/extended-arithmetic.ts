@@ -37,6 +37,21 @@ export function propagateNaN(result: SoftFloatResult, a: ExtendedBits, aClass: n
   return flags;
 }
 
+/**
+ * The two-operand cases that need no arithmetic: an unsupported format
+ * (pseudo-NaN, unnormal…) gives the indefinite with IE, a NaN operand the
+ * propagated NaN. Returns the exception bits, or -1 when both operands are
+ * ordinary values for the operation to compute.
+ */
+export function specialOperands(result: SoftFloatResult, a: ExtendedBits, aClass: number, b: ExtendedBits, bClass: number): number {
+  if (aClass === ExtendedClass.unsupported || bClass === ExtendedClass.unsupported) {
+    writeIndefinite(result);
+    return Exception.invalid;
+  }
+  if (isNaNClass(aClass) || isNaNClass(bClass)) return propagateNaN(result, a, aClass, b, bClass);
+  return -1;
+}
+
 /** Loads a finite nonzero operand into the scratch (sign, unbiased exponent, normalized significand). */
 export function loadWork(result: SoftFloatResult, value: ExtendedBits): void {
   const field = value.signExponent & 0x7fff;
@@ -84,11 +99,8 @@ export function normalizedLow(value: ExtendedBits): number {
 export function extendedAdd(a: ExtendedBits, b: ExtendedBits, control: number, result: SoftFloatResult, negateB = false, target: number = Target.x87): number {
   const aClass = classifyExtended(a);
   const bClass = classifyExtended(b);
-  if (aClass === ExtendedClass.unsupported || bClass === ExtendedClass.unsupported) {
-    writeIndefinite(result);
-    return Exception.invalid;
-  }
-  if (isNaNClass(aClass) || isNaNClass(bClass)) return propagateNaN(result, a, aClass, b, bClass);
+  const special = specialOperands(result, a, aClass, b, bClass);
+  if (special >= 0) return special;
   const denormal = aClass === ExtendedClass.denormal || bClass === ExtendedClass.denormal ? Exception.denormal : 0;
   if (denormalTrap(denormal, control, target)) return Exception.denormal;
   const aSign = (a.signExponent >>> 15) & 1;
@@ -207,11 +219,8 @@ function multiplySignificands(result: SoftFloatResult, aHigh: number, aLow: numb
 export function extendedMultiply(a: ExtendedBits, b: ExtendedBits, control: number, result: SoftFloatResult, target: number = Target.x87): number {
   const aClass = classifyExtended(a);
   const bClass = classifyExtended(b);
-  if (aClass === ExtendedClass.unsupported || bClass === ExtendedClass.unsupported) {
-    writeIndefinite(result);
-    return Exception.invalid;
-  }
-  if (isNaNClass(aClass) || isNaNClass(bClass)) return propagateNaN(result, a, aClass, b, bClass);
+  const special = specialOperands(result, a, aClass, b, bClass);
+  if (special >= 0) return special;
   const denormal = aClass === ExtendedClass.denormal || bClass === ExtendedClass.denormal ? Exception.denormal : 0;
   if (denormalTrap(denormal, control, target)) return Exception.denormal;
   const sign = ((a.signExponent ^ b.signExponent) >>> 15) & 1;
@@ -282,11 +291,8 @@ export function divideSignificands(result: SoftFloatResult, aHigh: number, aLow:
 export function extendedDivide(a: ExtendedBits, b: ExtendedBits, control: number, result: SoftFloatResult, target: number = Target.x87): number {
   const aClass = classifyExtended(a);
   const bClass = classifyExtended(b);
-  if (aClass === ExtendedClass.unsupported || bClass === ExtendedClass.unsupported) {
-    writeIndefinite(result);
-    return Exception.invalid;
-  }
-  if (isNaNClass(aClass) || isNaNClass(bClass)) return propagateNaN(result, a, aClass, b, bClass);
+  const special = specialOperands(result, a, aClass, b, bClass);
+  if (special >= 0) return special;
   const denormal = aClass === ExtendedClass.denormal || bClass === ExtendedClass.denormal ? Exception.denormal : 0;
   const sign = ((a.signExponent ^ b.signExponent) >>> 15) & 1;
   if (aClass === ExtendedClass.infinity) {

@@ -1,5 +1,5 @@
 import { classifyExtended, ExtendedClass, isNaNClass } from './extended-classify.js';
-import { exponentOf, extendedAdd, extendedSubtract, loadWork, normalizedHigh, normalizedLow, propagateNaN, writeInfinity, writeZero } from './extended-arithmetic.js';
+import { exponentOf, extendedAdd, extendedSubtract, loadWork, normalizedHigh, normalizedLow, propagateNaN, specialOperands, writeInfinity, writeZero } from './extended-arithmetic.js';
 import { normalizeWork, roundPackExtended, roundWork, shiftWorkRightJamming, writeIndefinite } from './round.js';
 import { ControlWord, EXTENDED_BIAS, Exception, type ExtendedBits, type SoftFloatResult, WRAP_BIAS } from './types.js';
 
@@ -131,11 +131,8 @@ function quotientConditions(quotientLowBits: number): number {
 function remainder(a: ExtendedBits, b: ExtendedBits, nearest: boolean, result: SoftFloatResult, control: number): number {
   const aClass = classifyExtended(a);
   const bClass = classifyExtended(b);
-  if (aClass === ExtendedClass.unsupported || bClass === ExtendedClass.unsupported) {
-    writeIndefinite(result);
-    return Exception.invalid;
-  }
-  if (isNaNClass(aClass) || isNaNClass(bClass)) return propagateNaN(result, a, aClass, b, bClass);
+  const special = specialOperands(result, a, aClass, b, bClass);
+  if (special >= 0) return special;
   if (aClass === ExtendedClass.infinity || bClass === ExtendedClass.zero) {
     writeIndefinite(result);
     return Exception.invalid;
@@ -239,11 +236,8 @@ function remainder(a: ExtendedBits, b: ExtendedBits, nearest: boolean, result: S
 function scale(a: ExtendedBits, b: ExtendedBits, control: number, result: SoftFloatResult): number {
   const aClass = classifyExtended(a);
   const bClass = classifyExtended(b);
-  if (aClass === ExtendedClass.unsupported || bClass === ExtendedClass.unsupported) {
-    writeIndefinite(result);
-    return Exception.invalid;
-  }
-  if (isNaNClass(aClass) || isNaNClass(bClass)) return propagateNaN(result, a, aClass, b, bClass);
+  const special = specialOperands(result, a, aClass, b, bClass);
+  if (special >= 0) return special;
   const aSign = (a.signExponent >>> 15) & 1;
   const bSign = (b.signExponent >>> 15) & 1;
   const aDenormal = aClass === ExtendedClass.denormal ? Exception.denormal : 0;
