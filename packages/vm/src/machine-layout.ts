@@ -18,10 +18,13 @@ export const PcLayout = {
   fourGiB: 0x1_0000_0000,
   /** Local APIC, IOAPIC and HPET MMIO windows. */
   ioapicBase: 0xfec0_0000,
+  /** The IOAPIC's ID, as QEMU gives it (the MADT and MP table must say the same). */
+  ioapicId: 0,
   hpetBase: 0xfed0_0000,
   localApicBase: 0xfee0_0000,
-  /** Start of the 32-bit PCI MMIO hole when RAM does not reach it. */
+  /** The 32-bit PCI MMIO window the host bridge decodes, up to the IOAPIC. */
   pciHoleStart: 0xe000_0000,
+  pciHoleEnd: 0xfec0_0000,
 } as const;
 
 /** The RAM regions of a `pc` machine with `ramBytes` of memory (a multiple of 4 KiB, at least 2 MiB). */

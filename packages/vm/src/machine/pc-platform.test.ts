@@ -3,6 +3,7 @@ import { guestAddress as a } from '@tsvirt/interfaces';
 import { ManualClock } from '@tsvirt/interfaces/testing';
 import { GuestRam } from '@tsvirt/memory';
 import { describe, expect, it } from 'vitest';
+import { defaultAcpiConfig } from '../firmware/acpi/tables.js';
 import { pcRamRegions } from '../machine-layout.js';
 import { PcPlatform } from './pc-platform.js';
 
@@ -92,5 +93,8 @@ describe('PcPlatform', () => {
     pc.mmio.write(a(0xfec0_0000), 4, 1);
     expect((pc.mmio.read(a(0xfec0_0010), 4) >>> 16) & 0xff).toBe(23); // IOAPIC: 24 redirection entries
     expect(pc.mmio.read(a(0xfed0_0004), 4)).toBe(0x0098_9680); // HPET period: 10 ns in fs
+    // The IOAPIC's ID register says what the MADT and MP table say.
+    pc.mmio.write(a(0xfec0_0000), 4, 0);
+    expect((pc.mmio.read(a(0xfec0_0010), 4) >>> 24) & 0x0f).toBe(defaultAcpiConfig.ioapic.id);
   });
 });

@@ -113,7 +113,7 @@ export class PcPlatform {
     const cpus = options.cpus ?? 1;
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 255) throw new RangeError(`vCPU count must be 1-255, got ${cpus}`);
 
-    this.ioapic = new IoApic({ bus: this.apicBus, id: cpus });
+    this.ioapic = new IoApic({ bus: this.apicBus, id: PcLayout.ioapicId });
     this.signalPorts = Array.from({ length: cpus }, () => new ProcessorSignalPort());
     this.pic = new PicPair({ onInterruptChanged: (asserted) => this.localApics[0]?.setLint0(asserted) });
     this.localApics = this.signalPorts.map(

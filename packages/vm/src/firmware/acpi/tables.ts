@@ -1,3 +1,4 @@
+import { PcLayout } from '../../machine-layout.js';
 import { Resource, aPackage, concat, device, dword, eisaId, integer, name, resourceTemplate, scope, type AmlTerm } from './aml.js';
 
 /** What the ACPI tables describe: generated from the machine's actual configuration. */
@@ -33,9 +34,9 @@ export interface AcpiConfig {
 /** QEMU's pc machine, as tsvirt builds it by default. */
 export const defaultAcpiConfig: AcpiConfig = {
   cpuApicIds: [0],
-  localApicAddress: 0xfee0_0000,
-  ioapic: { id: 0, address: 0xfec0_0000, gsiBase: 0 },
-  hpetAddress: 0xfed0_0000,
+  localApicAddress: PcLayout.localApicBase,
+  ioapic: { id: PcLayout.ioapicId, address: PcLayout.ioapicBase, gsiBase: 0 },
+  hpetAddress: PcLayout.hpetBase,
   pm: { sciIrq: 9, pm1aEvent: 0x600, pm1aControl: 0x604, pmTimer: 0x608, gpe0: 0xafe0, gpe0Length: 4, sleepTypeS5: 0, smiCommand: 0xb2, acpiEnable: 0xf1, acpiDisable: 0xf0 },
   reset: { port: 0xcf9, value: 0x06 },
   pirqToIrq: [10, 10, 11, 11],
@@ -204,7 +205,7 @@ function dsdt(config: AcpiConfig): Uint8Array {
         Resource.ioWindow(0x0000, 0x0cf7),
         Resource.ioWindow(0x0d00, 0xffff),
         Resource.memoryWindow(0x000a_0000, 0x000b_ffff),
-        Resource.memoryWindow(0xe000_0000, 0xfebf_ffff),
+        Resource.memoryWindow(PcLayout.pciHoleStart, PcLayout.pciHoleEnd - 1),
       ),
     ),
   );
