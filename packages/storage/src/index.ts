@@ -2,7 +2,7 @@ export { ImageCorruptError, ImageFormatError, ImageLockedError, ImageToolError, 
 export { type ImageFile, MemoryImageFile, NodeImageFile } from './image-file.js';
 export { ImageLocks } from './image-locks.js';
 export { RawBackend } from './raw.js';
-export { type ImageFormat, type OpenedImage, type OpenImageOptions, openImage, probeFormat, resolveBackingPath } from './open.js';
+export { type ImageFormat, type OpenedImage, type OpenImageOptions, openImage, probeFormat, resolveBackingPath, resolveDataFilePath } from './open.js';
 export { probeQcow2, Qcow2Backend, type Qcow2MapExtent, type Qcow2OpenOptions, type Qcow2Probe } from './qcow2/qcow2.js';
 export { createQcow2, type Preallocation, type Qcow2CreateOptions } from './qcow2/create.js';
 export { type CheckReport, checkQcow2, repairRefcounts, type RepairMode } from './qcow2/check.js';

@@ -1,7 +1,8 @@
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BlockBackend } from '@tsvirt/interfaces';
-import { ImageFormatError } from './errors.js';
+import { ImageFormatError, ImageToolError } from './errors.js';
+import { type LockRequest, lockRequestFor } from './file-locks.js';
 import { NbdClient, parseNbdUri } from './nbd/client.js';
 import { type ImageFile, NodeImageFile } from './image-file.js';
 import type { ImageLocks } from './image-locks.js';
@@ -27,8 +28,13 @@ export interface OpenImageOptions {
   maxChainDepth?: number;
   /** Lock registry; a second writer of a locked image is refused. */
   locks?: ImageLocks;
-  /** Open even if others hold it (qemu-img -U). */
+  /** Open even if others hold it (qemu-img -U); read-only opens only. */
   forceShare?: boolean;
+  /**
+   * QEMU's file locks (byte-range locks on the image files, see file-locks.ts):
+   * `auto` (the default) takes them where the host can, `off` takes none.
+   */
+  locking?: 'auto' | 'off';
   /** Open writable for `check -r`: a corrupt or dirty image is left as found for the checker. */
   forRepair?: boolean;
 }
@@ -58,6 +64,16 @@ export function resolveBackingPath(imagePath: string, backingFile: string): stri
 }
 
 /**
+ * Resolves an external data file name the way QEMU 7.2 does: unlike a backing
+ * file name, a relative one is taken from the current working directory, not
+ * from the image's directory (qemu-img create and qemu-img/qemu-io opens
+ * alike), so an image made with a relative `data_file` opens only from there.
+ */
+export function resolveDataFilePath(dataFile: string): string {
+  return resolve(dataFile);
+}
+
+/**
  * Opens an image file and, unless told not to, its whole backing chain
  * (read-only). An NBD URI opens a network disk instead (reported as raw).
  */
@@ -71,13 +87,15 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
 
 async function openChain(path: string, options: OpenImageOptions, seen: string[], format: ImageFormat | undefined): Promise<OpenedImage> {
   const readOnly = seen.length > 0 || (options.readOnly ?? false);
+  if (options.forceShare && !readOnly) throw new ImageToolError('force-share=on can only be used with read-only images');
+  const lock: LockRequest | undefined = options.locking === 'off' ? undefined : lockRequestFor(!readOnly, options.forceShare ?? false);
   const real = await realpath(path).catch(() => resolve(path));
   if (seen.includes(real)) throw new ImageFormatError(`backing chain loops back to ${path}`);
   if (seen.length > (options.maxChainDepth ?? 128)) throw new ImageFormatError(`backing chain deeper than ${options.maxChainDepth ?? 128}`);
   const release = options.locks?.acquire(real, !readOnly, { shared: options.forceShare ?? false });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
-    const file = await NodeImageFile.open(path, { readOnly });
+    const file = await NodeImageFile.open(path, { readOnly, ...(lock ? { lock } : {}) });
     opened.push(file);
     const actual = format ?? (await probeFormat(file));
     if (actual === 'raw') {
@@ -85,6 +103,10 @@ async function openChain(path: string, options: OpenImageOptions, seen: string[]
       return { backend: withRelease(backend, release), format: 'raw', path, backing: undefined, backingFile: undefined, backingFormat: undefined };
     }
     const probe = await probeQcow2(file);
+    // A file name the image records is untrusted: one no file system can have is a bad image, not a host error.
+    for (const [what, name] of [['backing file', probe.backingFile], ['data file', probe.extensions.dataFile]] as const) {
+      if (name !== undefined && (name.length === 0 || name.includes('\0'))) throw new ImageFormatError(`${path}: the ${what} name ${JSON.stringify(name)} is not a file name`);
+    }
     let backing: OpenedImage | undefined;
     if (probe.backingFile !== undefined && (options.backing ?? true)) {
       const backingFormat = probe.extensions.backingFormat;
@@ -98,7 +120,7 @@ async function openChain(path: string, options: OpenImageOptions, seen: string[]
     }
     let dataFile: ImageFile | undefined;
     if (probe.extensions.dataFile !== undefined) {
-      dataFile = await NodeImageFile.open(resolveBackingPath(path, probe.extensions.dataFile), { readOnly });
+      dataFile = await NodeImageFile.open(resolveDataFilePath(probe.extensions.dataFile), { readOnly, ...(lock ? { lock } : {}) });
       opened.push(dataFile);
     }
     const backend = await Qcow2Backend.open(file, {

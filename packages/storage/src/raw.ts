@@ -10,9 +10,11 @@ import { CHUNK, checkRange } from './block-range.js';
 import type { ImageFile } from './image-file.js';
 
 /**
- * A raw image: the disk's bytes are the file's bytes. Node offers no way to
- * punch holes or to ask where they are (no fallocate, no SEEK_DATA), so
- * discard writes zeros and block status reports the whole disk as data.
+ * A raw image: the disk's bytes are the file's bytes. Where the host file can
+ * (a Linux file system, through the native addon) holes are reported by block
+ * status as unallocated zeros (SEEK_DATA/SEEK_HOLE), and discard punches them
+ * (fallocate PUNCH_HOLE), as QEMU's file driver does; elsewhere discard
+ * writes zeros and everything is data.
  */
 export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, BlockStatusCapable {
   private closed = false;
@@ -45,11 +47,13 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
   }
 
   async discard(offset: number, length: number): Promise<void> {
-    await this.writeZeroes(offset, length);
+    await this.writeZeroes(offset, length, { mayUnmap: true });
   }
 
-  async writeZeroes(offset: number, length: number): Promise<void> {
+  async writeZeroes(offset: number, length: number, options: { mayUnmap?: boolean } = {}): Promise<void> {
     this.check(offset, length, true);
+    // Without mayUnmap the range stays allocated, as QEMU's write-zeroes keeps it.
+    if (options.mayUnmap && length > 0 && (await this.file.punchHole?.(offset, length))) return;
     const zeros = new Uint8Array(Math.min(CHUNK, length));
     for (let done = 0; done < length; done += zeros.length) {
       await this.file.write(offset + done, zeros.subarray(0, Math.min(zeros.length, length - done)));
@@ -69,7 +73,17 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
   async blockStatus(offset: number, length: number): Promise<BlockStatusExtent[]> {
     this.check(offset, 0, false);
     const end = Math.min(this.currentSize, offset + Math.max(0, length));
-    return end > offset ? [{ offset, length: end - offset, allocated: true, zero: false }] : [];
+    const extents: BlockStatusExtent[] = [];
+    for (let at = offset; at < end; ) {
+      // Each answer covers at least one byte, so this ends.
+      const extent = this.file.extentAt?.(at) ?? { data: true, length: end - at };
+      const stop = Math.min(end, at + extent.length);
+      const last = extents[extents.length - 1];
+      if (last !== undefined && last.allocated === extent.data) extents[extents.length - 1] = { ...last, length: stop - last.offset };
+      else extents.push({ offset: at, length: stop - at, allocated: extent.data, zero: !extent.data });
+      at = stop;
+    }
+    return extents;
   }
 
   async flush(): Promise<void> {

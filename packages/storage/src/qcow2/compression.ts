@@ -1,6 +1,8 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
-import { ImageCorruptError } from '../errors.js';
+import { BlockError } from '@tsvirt/interfaces';
+import { ImageCorruptError, ImageUnsupportedError } from '../errors.js';
+import { ERRNO, loadNative } from '../native.js';
 import type { CompressionType } from './format.js';
 
 /**
@@ -25,10 +27,24 @@ export function decompressCluster(type: CompressionType, data: Uint8Array, clust
   return out;
 }
 
-/** Deflates a cluster the way QEMU does (raw deflate, 4 KiB window); undefined if it does not shrink. */
-export function compressCluster(data: Uint8Array): Uint8Array | undefined {
-  const out = deflateRawSync(data, { windowBits: 12, level: 6 });
-  return out.length < data.length ? out : undefined;
+/**
+ * Compresses a cluster the way QEMU does: zlib as raw deflate with a 4 KiB
+ * window, zstd as one plain frame at zstd's default level (through libzstd in
+ * the native addon). As in QEMU the result must fit in a cluster less one
+ * byte; undefined when it does not (the cluster is then written as it is).
+ */
+export function compressCluster(type: CompressionType, data: Uint8Array): Uint8Array | undefined {
+  if (type === 'zlib') {
+    const out = deflateRawSync(data, { windowBits: 12, level: 6 });
+    return out.length < data.length ? out : undefined;
+  }
+  const native = loadNative().native;
+  if (native === undefined) throw new ImageUnsupportedError('writing zstd-compressed clusters needs the native addon (libzstd)');
+  const out = new Uint8Array(data.length - 1);
+  const length = native.zstdCompress(data, out);
+  if (length === -ERRNO.ENOSPC) return undefined;
+  if (length < 0) throw new BlockError('BLOCK_IO', `zstd compression failed (errno ${-length})`);
+  return out.subarray(0, length);
 }
 
 /**

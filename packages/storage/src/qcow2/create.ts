@@ -15,7 +15,8 @@ import {
 import { Qcow2Backend } from './qcow2.js';
 import { setRefcountEntry } from './refcounts.js';
 
-export type Preallocation = 'off' | 'metadata' | 'full';
+/** qemu-img's preallocation modes: none, L2 tables only, plus fallocated data clusters, plus zeros written into them. */
+export type Preallocation = 'off' | 'metadata' | 'falloc' | 'full';
 
 /** qemu-img's `-o` options for qcow2, spelled as a library would. */
 export interface Qcow2CreateOptions {
@@ -120,7 +121,13 @@ export async function createQcow2(file: ImageFile, options: Qcow2CreateOptions):
   return backend;
 }
 
-/** Maps every guest cluster to a host cluster (and with `full`, writes its zeros). */
+/** Writes `length` zero bytes at `offset`, a megabyte at a time. */
+export async function writeZeros(file: ImageFile, offset: number, length: number): Promise<void> {
+  const zeros = new Uint8Array(Math.min(length, 1 << 20));
+  for (let at = 0; at < length; at += zeros.length) await file.write(offset + at, zeros.subarray(0, Math.min(zeros.length, length - at)));
+}
+
+/** Maps every guest cluster to a host cluster (with `falloc` reserving its blocks, with `full` writing its zeros). */
 async function preallocate(backend: Qcow2Backend, mode: Exclude<Preallocation, 'off'>): Promise<void> {
   const { metadata } = backend;
   const { clusterSize, l2Entries, extended, context } = metadata;
@@ -137,9 +144,9 @@ async function preallocate(backend: Qcow2Backend, mode: Exclude<Preallocation, '
       }
       const target = backend.dataTarget;
       const end = hostStart + count * clusterSize;
-      if (mode === 'full') {
-        const zeros = new Uint8Array(Math.min(count * clusterSize, 1 << 20));
-        for (let at = hostStart; at < end; at += zeros.length) await target.write(at, zeros.subarray(0, Math.min(zeros.length, end - at)));
+      // falloc reserves the blocks without writing; where the host cannot, it writes zeros as glibc's posix_fallocate does.
+      if (mode === 'full' || (mode === 'falloc' && !(await target.allocate?.(hostStart, end - hostStart)))) {
+        await writeZeros(target, hostStart, end - hostStart);
       } else if ((await target.size()) < end) {
         await target.truncate(end);
       }

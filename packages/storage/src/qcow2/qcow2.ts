@@ -173,14 +173,14 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
       throw new BlockError('BLOCK_RANGE', 'compressed writes must cover whole clusters');
     }
     if (this.metadata.context.dataFile) throw new BlockError('BLOCK_IO', 'compression is not possible with an external data file');
-    if (header.compressionType !== 'zlib') throw new BlockError('BLOCK_IO', 'only zlib compression can be written');
     await this.lock.run(async () => {
       for (let done = 0; done < from.length; done += clusterSize) {
         const cluster = new Uint8Array(clusterSize);
         cluster.set(from.subarray(done, Math.min(from.length, done + clusterSize)));
-        const compressed = compressCluster(cluster);
+        const compressed = compressCluster(header.compressionType, cluster);
         const guestCluster = (offset + done) / clusterSize;
-        if (compressed === undefined || compressed.length > clusterSize - 512) {
+        // QEMU stores a compressed cluster only if it is at least a byte shorter than the cluster.
+        if (compressed === undefined || compressed.length > clusterSize - 1) {
           await this.writeCluster(guestCluster, 0, cluster);
           continue;
         }
@@ -257,7 +257,8 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     if (newSize % 512 !== 0) throw new BlockError('BLOCK_RANGE', 'The new size must be a multiple of 512');
     await this.lock.run(async () => {
       const { metadata } = this;
-      if (metadata.header.snapshotCount > 0) throw new BlockError('BLOCK_IO', 'cannot resize an image that has internal snapshots');
+      // Version 3 snapshots record their own disk size (applying one restores it); version 2 ones do not.
+      if (metadata.header.snapshotCount > 0 && metadata.header.version < 3) throw new BlockError('BLOCK_IO', "Can't resize a v2 image which has snapshots");
       const { clusterSize, l2Entries } = metadata;
       if (newSize < this.size) {
         if (!options.shrink) throw new BlockError('BLOCK_RANGE', 'shrinking needs the shrink option: data past the new end is lost');

@@ -1,2 +1,3 @@
 export { QemuTools } from './qemu-tools.js';
 export { MemoryImageFile } from '../image-file.js';
+export { runImg } from './img.js';

@@ -1,4 +1,20 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+
+/** True while `pid` runs and is not a zombie (Linux's /proc; elsewhere, while it exists). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return !existsSync('/proc/self');
+    } catch {
+      return false;
+    }
+  }
+}
 
 /**
  * Runs QEMU's own image tools, the peers that judge this package's images.
@@ -43,6 +59,32 @@ export class QemuTools {
         resolve({ status, stdout, stderr });
       });
     });
+  }
+
+  /**
+   * Starts qemu-nbd on `image` in the background (it forks once the image is
+   * open, so its locks are held when this returns) on the Unix socket
+   * `socket`; `stop` ends it.
+   */
+  serveNbd(image: string, format: string, socket: string, options: { readOnly?: boolean } = {}): { stop(): void } {
+    const pidFile = `${socket}.pid`;
+    execFileSync('qemu-nbd', ['--fork', `--pid-file=${pidFile}`, '-k', socket, '-f', format, ...(options.readOnly ? ['-r'] : []), image], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return {
+      stop: () => {
+        try {
+          // SIGKILL: a test's server has nothing to save, and its locks go with the process at once.
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        // Until it has exited its locks may linger. It was forked away from us,
+        // so nobody may reap it: a zombie has closed its files, which is enough.
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        for (let tries = 0; tries < 1000 && running(pid); tries++) Atomics.wait(pause, 0, 0, 10);
+        rmSync(pidFile, { force: true });
+      },
+    };
   }
 
   /** `qemu-img check --output=json`, with its exit status (0 clean, 2 corrupt, 3 leaks). */

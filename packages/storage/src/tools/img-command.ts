@@ -14,17 +14,17 @@ import { formatSize, parseSize } from './size.js';
 const USAGE = `usage: tsvirt img <command> [options] ...   (qemu-img's commands and options)
 
   create [-q] [-f fmt] [-b backing -F backing_fmt] [-o options] filename [size]
-  info [-f fmt] [--output=human|json] [--backing-chain] filename
-  check [-q] [-f fmt] [--output=human|json] [-r leaks|all] filename
-  convert [-p] [-c] [-f fmt] [-O output_fmt] [-o options] [-S sparse_size] source target
+  info [-U] [-f fmt] [--output=human|json] [--backing-chain] filename
+  check [-q] [-U] [-f fmt] [--output=human|json] [-r leaks|all] filename
+  convert [-p] [-c] [-n] [-U] [-f fmt] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-t cache] [-T src_cache] source target
   snapshot [-l | -a name | -c name | -d name] filename
   commit [-q] [-p] [-d] filename
   rebase [-p] [-u] -b backing_file [-F backing_fmt] filename
   resize [-q] [--shrink] filename [+|-]size
-  map [-f fmt] [--output=human|json] filename
+  map [-U] [-f fmt] [--output=human|json] filename
   measure [--output=human|json] [-O output_fmt] [-o options] (--size N | filename)
-  amend -o compat=0.10|1.1,lazy_refcounts=on|off,size=N filename
-  compare [-p] [-s] [-f fmt] [-F fmt] filename1 filename2
+  amend -o compat=0.10|1.1,lazy_refcounts=on|off,size=N,refcount_bits=N,data_file=name,data_file_raw=off filename
+  compare [-p] [-s] [-U] [-f fmt] [-F fmt] filename1 filename2
 
 Formats: raw, qcow2; any filename may be an nbd:// or nbd+unix:// URI.
 `;
@@ -79,6 +79,14 @@ function format(value: string | true | undefined): ImageFormat | undefined {
   throw new ImageToolError(`Unknown file format '${String(value)}'`);
 }
 
+/** The cache modes qemu-img accepts for -t and -T. */
+const CACHE_MODES = ['none', 'off', 'writeback', 'writethrough', 'directsync', 'unsafe'];
+
+/** qemu-img's -U (--force-share): open read-only without refusing other users. */
+function shared(flags: Map<string, string | true>): { forceShare: boolean } {
+  return { forceShare: flags.has('-U') || flags.has('--force-share') };
+}
+
 function onOff(value: string): boolean {
   if (value === 'on' || value === 'true') return true;
   if (value === 'off' || value === 'false') return false;
@@ -99,7 +107,7 @@ function creationOptions(text: string | true | undefined): Partial<Qcow2CreateOp
       case 'lazy_refcounts': options.lazyRefcounts = onOff(value); break;
       case 'extended_l2': options.extendedL2 = onOff(value); break;
       case 'compression_type': if (value !== 'zlib' && value !== 'zstd') throw new ImageToolError(`Invalid compression type '${value}'`); options.compressionType = value; break;
-      case 'preallocation': if (value !== 'off' && value !== 'metadata' && value !== 'full' && value !== 'falloc') throw new ImageToolError(`Invalid preallocation mode: '${value}'`); options.preallocation = value === 'falloc' ? 'full' : value; break;
+      case 'preallocation': if (value !== 'off' && value !== 'metadata' && value !== 'full' && value !== 'falloc') throw new ImageToolError(`Invalid preallocation mode: '${value}'`); options.preallocation = value; break;
       case 'backing_file': options.backingFile = value; break;
       case 'backing_fmt': options.backingFormat = value; break;
       case 'data_file': options.dataFile = value; break;
@@ -176,7 +184,7 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
         const filename = positional[0];
         if (filename === undefined) throw new ImageToolError('Expecting one image file name');
         const fmt = format(flags.get('-f'));
-        const infos = await imageInfo(filename, { backingChain: flags.has('--backing-chain'), ...(fmt ? { format: fmt } : {}) });
+        const infos = await imageInfo(filename, { backingChain: flags.has('--backing-chain'), ...shared(flags), ...(fmt ? { format: fmt } : {}) });
         if (flags.get('--output') === 'json') output.stdout(`${JSON.stringify(flags.has('--backing-chain') ? infos : infos[0], null, 4)}\n`);
         else output.stdout(infos.map(humanInfo).join('\n'));
         return 0;
@@ -190,6 +198,7 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
         const opened = await openImage(filename, {
           readOnly: repair === undefined,
           forRepair: repair !== undefined,
+          ...shared(flags),
           backing: false,
           ...(format(flags.get('-f')) ? { format: format(flags.get('-f'))! } : {}),
         });
@@ -235,11 +244,16 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
         }
       }
       case 'convert': {
-        const { flags, positional } = parse(rest, ['-f', '-O', '-o', '-S']);
+        const { flags, positional } = parse(rest, ['-f', '-O', '-o', '-S', '-B', '-F', '-t', '-T']);
         if (positional.length !== 2) throw new ImageToolError('Expecting a source and a target file name');
+        // Cache modes only tune QEMU's host I/O; they are checked and otherwise ignored here.
+        for (const [flag, what] of [['-t', 'cache'], ['-T', 'source cache']] as const) {
+          const mode = flags.get(flag);
+          if (mode !== undefined && !CACHE_MODES.includes(String(mode))) throw new ImageToolError(`Invalid ${what} option: ${String(mode)}`);
+        }
         const [sourcePath, targetPath] = positional as [string, string];
         const fmt = format(flags.get('-f'));
-        const source = await openImage(sourcePath, { readOnly: true, ...(fmt ? { format: fmt } : {}) });
+        const source = await openImage(sourcePath, { readOnly: true, ...shared(flags), ...(fmt ? { format: fmt } : {}) });
         try {
           const create = creationOptions(flags.get('-o'));
           const sparse = flags.get('-S');
@@ -254,10 +268,15 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
             }
             return 0;
           }
+          const backingFile = flags.get('-B') ?? create.backingFile;
+          const backingFormat = flags.get('-F') ?? create.backingFormat;
           await convertImage(source.backend, targetPath, {
             outputFormat: format(flags.get('-O')) ?? 'raw',
             compress: flags.has('-c'),
             create,
+            noCreate: flags.has('-n'),
+            ...(typeof backingFile === 'string' ? { backingFile } : {}),
+            ...(typeof backingFormat === 'string' ? { backingFormat } : {}),
             ...(typeof sparse === 'string' ? { sparseSize: parseSize(sparse) } : {}),
             onProgress: progressPrinter(flags.has('-p'), output),
           });
@@ -333,7 +352,7 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
         const filename = positional[0];
         if (filename === undefined) throw new ImageToolError('Expecting one image file name');
         const fmt = format(flags.get('-f'));
-        const opened = await openImage(filename, { readOnly: true, ...(fmt ? { format: fmt } : {}) });
+        const opened = await openImage(filename, { readOnly: true, ...shared(flags), ...(fmt ? { format: fmt } : {}) });
         try {
           const entries = await mapImage(opened);
           if (flags.get('--output') === 'json') {
@@ -352,9 +371,9 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
       case 'compare': {
         const { flags, positional } = parse(rest, ['-f', '-F']);
         if (positional.length !== 2) throw new ImageToolError('Expecting two image file names');
-        const first = await openImage(positional[0]!, { readOnly: true, ...(format(flags.get('-f')) ? { format: format(flags.get('-f'))! } : {}) });
+        const first = await openImage(positional[0]!, { readOnly: true, ...shared(flags), ...(format(flags.get('-f')) ? { format: format(flags.get('-f'))! } : {}) });
         try {
-          const second = await openImage(positional[1]!, { readOnly: true, ...(format(flags.get('-F')) ? { format: format(flags.get('-F'))! } : {}) });
+          const second = await openImage(positional[1]!, { readOnly: true, ...shared(flags), ...(format(flags.get('-F')) ? { format: format(flags.get('-F'))! } : {}) });
           try {
             if (flags.has('-s') && first.backend.size !== second.backend.size) {
               output.stdout('Strict mode: Image size mismatch!\n');
@@ -392,7 +411,7 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
           const filename = positional[0];
           if (filename === undefined) throw new ImageToolError('Either --size N or one filename must be specified.');
           const fmt = format(flags.get('-f'));
-          const source = await openImage(filename, { readOnly: true, ...(fmt ? { format: fmt } : {}) });
+          const source = await openImage(filename, { readOnly: true, ...shared(flags), ...(fmt ? { format: fmt } : {}) });
           fromImage = source.format === 'qcow2';
           try {
             result = await measureImage(target, { source: source.backend });
@@ -417,12 +436,20 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
         const filename = positional[0];
         if (filename === undefined) throw new ImageToolError('Expecting one image file name');
         const options = creationOptions(flags.get('-o'));
-        const unsupported = Object.keys(options).filter((key) => !['compat', 'lazyRefcounts', 'size'].includes(key));
-        if (unsupported.length > 0) throw new ImageToolError(`amending ${unsupported.join(', ')} is not supported`);
+        if (options.backingFile !== undefined || options.backingFormat !== undefined) {
+          throw new ImageToolError("Cannot amend the backing file\nYou can use 'qemu-img rebase' instead.");
+        }
+        const creationOnly = { clusterSize: 'cluster_size', extendedL2: 'extended_l2', compressionType: 'compression_type', preallocation: 'preallocation' } as const;
+        for (const [key, name] of Object.entries(creationOnly)) {
+          if (key in options) throw new ImageToolError(`Invalid parameter '${name}'\nThis option is only supported for image creation`);
+        }
         await amendImage(filename, {
           ...(options.compat !== undefined ? { compat: options.compat } : {}),
           ...(options.lazyRefcounts !== undefined ? { lazyRefcounts: options.lazyRefcounts } : {}),
           ...(options.size !== undefined ? { size: options.size } : {}),
+          ...(options.refcountBits !== undefined ? { refcountBits: options.refcountBits } : {}),
+          ...(options.dataFile !== undefined ? { dataFile: options.dataFile } : {}),
+          ...(options.dataFileRaw !== undefined ? { dataFileRaw: options.dataFileRaw } : {}),
         });
         return 0;
       }

@@ -85,8 +85,13 @@ async function describe(image: OpenedImage): Promise<ImageInfo> {
 }
 
 /** Describes an image, and with `backingChain` every image under it (top first). */
-export async function imageInfo(path: string, options: { backingChain?: boolean; format?: 'raw' | 'qcow2' } = {}): Promise<ImageInfo[]> {
-  const opened = await openImage(path, { readOnly: true, backing: options.backingChain ?? false, ...(options.format ? { format: options.format } : {}) });
+export async function imageInfo(path: string, options: { backingChain?: boolean; format?: 'raw' | 'qcow2'; forceShare?: boolean } = {}): Promise<ImageInfo[]> {
+  const opened = await openImage(path, {
+    readOnly: true,
+    backing: options.backingChain ?? false,
+    forceShare: options.forceShare ?? false,
+    ...(options.format ? { format: options.format } : {}),
+  });
   try {
     const result: ImageInfo[] = [];
     for (let layer: OpenedImage | undefined = opened; layer !== undefined; layer = layer.backing) {

@@ -1,5 +1,6 @@
 import type { OpenedImage } from '../open.js';
 import { Qcow2Backend } from '../qcow2/qcow2.js';
+import { RawBackend } from '../raw.js';
 
 /** One line of `qemu-img map --output=json`. */
 export interface MapEntry {
@@ -35,7 +36,12 @@ export async function mapImage(image: OpenedImage): Promise<MapEntry[]> {
     const backend = layer.backend;
     // Callers keep the range inside this layer.
     const inside = Math.max(0, Math.min(length, backend.size - start));
-    if (!(backend instanceof Qcow2Backend)) {
+    if (backend instanceof RawBackend) {
+      // A raw file's holes read as zeros and take no space: QEMU maps them as zero, not data.
+      for (const extent of await backend.blockStatus(start, inside)) {
+        push({ start: extent.offset, length: extent.length, depth, present: true, zero: extent.zero, data: extent.allocated, offset: extent.offset });
+      }
+    } else if (!(backend instanceof Qcow2Backend)) {
       push({ start, length: inside, depth, present: true, zero: false, data: true, offset: start });
     } else {
       for (const extent of await backend.map(start, inside)) {

@@ -1,8 +1,9 @@
 import { BlockError, type BlockBackend, canDiscard, canResize, hasBlockStatus, hasSnapshots } from '@tsvirt/interfaces';
 import { ImageToolError } from '../errors.js';
+import { lockRequestFor } from '../file-locks.js';
 import { NodeImageFile } from '../image-file.js';
-import { type ImageFormat, type OpenedImage, openImage, resolveBackingPath } from '../open.js';
-import { createQcow2, type Qcow2CreateOptions } from '../qcow2/create.js';
+import { type ImageFormat, type OpenedImage, openImage, resolveBackingPath, resolveDataFilePath } from '../open.js';
+import { createQcow2, type Qcow2CreateOptions, writeZeros } from '../qcow2/create.js';
 import { Qcow2Backend } from '../qcow2/qcow2.js';
 import { RawBackend } from '../raw.js';
 
@@ -15,6 +16,9 @@ export interface CreateImageOptions extends Partial<Omit<Qcow2CreateOptions, 'da
   /** Virtual size; defaults to the backing file's. */
   size?: number;
 }
+
+// As qemu-img create, an image some process is using is refused, not truncated under it.
+const WRITER = lockRequestFor(true, false);
 
 /** `qemu-img create`: a new image file, opened read-write. */
 export async function createImage(path: string, options: CreateImageOptions): Promise<BlockBackend> {
@@ -30,16 +34,23 @@ export async function createImage(path: string, options: CreateImageOptions): Pr
   if (size === undefined) throw new ImageToolError('an image size is needed (or a backing file to take it from)');
   if (options.format === 'raw') {
     if (options.backingFile !== undefined) throw new ImageToolError('raw images cannot have a backing file');
-    const file = await NodeImageFile.open(path, { create: true });
-    await file.truncate(size);
-    if (options.preallocation === 'full') {
-      const zeros = new Uint8Array(Math.min(size, 1 << 20));
-      for (let at = 0; at < size; at += zeros.length) await file.write(at, zeros.subarray(0, Math.min(zeros.length, size - at)));
+    const preallocation = options.preallocation ?? 'off';
+    if (preallocation === 'metadata') throw new ImageToolError('Unsupported preallocation mode: metadata');
+    const file = await NodeImageFile.open(path, { create: true, lock: WRITER });
+    try {
+      await file.truncate(size);
+      // falloc reserves blocks without writing (where the host cannot, it writes zeros, as glibc's posix_fallocate).
+      if (preallocation === 'full' || (preallocation === 'falloc' && !(await file.allocate(0, size)))) await writeZeros(file, 0, size);
+      // QEMU writes the first block of a new raw file so that its alignment can be probed; map shows it as data.
+      else if (size > 0) await writeZeros(file, 0, Math.min(size, 4096));
+    } catch (error) {
+      await file.close();
+      throw error;
     }
     return RawBackend.open(file);
   }
-  const file = await NodeImageFile.open(path, { create: true });
-  const dataFileHandle = options.dataFile !== undefined ? await NodeImageFile.open(resolveBackingPath(path, options.dataFile), { create: true }) : undefined;
+  const file = await NodeImageFile.open(path, { create: true, lock: WRITER });
+  const dataFileHandle = options.dataFile !== undefined ? await NodeImageFile.open(resolveDataFilePath(options.dataFile), { create: true, lock: WRITER }) : undefined;
   return createQcow2(file, { ...options, size, ...(dataFileHandle ? { dataFileHandle } : {}) });
 }
 
@@ -52,44 +63,85 @@ export interface ConvertOptions {
   /** Zero runs of this many bytes are left unallocated (qemu-img -S, default 4 KiB; 0 writes everything). */
   sparseSize?: number;
   onProgress?: Progress;
+  /**
+   * `-B`: the output gets this backing file, which stands for the source's
+   * own backing chain, so only what the source's top layer holds is copied.
+   */
+  backingFile?: string;
+  backingFormat?: string;
+  /** `-n`: the target exists and is opened, not created; it must be at least as large as the source. */
+  noCreate?: boolean;
 }
 
-/** Copies every guest byte of `source` into the empty, equally sized `target`, leaving zero runs unallocated. */
-export async function copyContents(source: BlockBackend, target: BlockBackend, options: { compress?: boolean; sparseSize?: number; onProgress?: Progress } = {}): Promise<void> {
+export interface CopyOptions {
+  compress?: boolean;
+  sparseSize?: number;
+  onProgress?: Progress;
+  /**
+   * The target does not read as zeros where nothing is written (an existing
+   * image, `convert -n`, or one with a backing file): zero runs are written as
+   * zeroes (write-zeroes where it can) instead of being skipped.
+   */
+  targetHasData?: boolean;
+  /**
+   * Copy only what the source's own layer holds (`convert -B`: the target's
+   * backing file stands for the source's); a qcow2 source's unallocated
+   * clusters are left to the target's backing file.
+   */
+  onlyTopLayer?: boolean;
+}
+
+/**
+ * Copies every guest byte of `source` into the equally sized (or larger)
+ * `target`, leaving zero runs unallocated where the target reads as zeros.
+ */
+export async function copyContents(source: BlockBackend, target: BlockBackend, options: CopyOptions = {}): Promise<void> {
   const size = source.size;
   const progress = options.onProgress ?? noProgress;
   const unit = target instanceof Qcow2Backend ? target.clusterSize : 4096;
   const chunk = Math.max(unit, Math.floor((1 << 20) / unit) * unit);
   const sparse = options.sparseSize ?? 4096;
   const buffer = new Uint8Array(chunk);
-  for (let offset = 0; offset < size; offset += chunk) {
-    const length = Math.min(chunk, size - offset);
-    progress(offset / size);
-    if (sparse > 0 && hasBlockStatus(source)) {
-      const extents = await source.blockStatus(offset, length);
-      if (extents.length === 1 && extents[0]!.zero && extents[0]!.length === length) continue;
-    }
-    const data = buffer.subarray(0, length);
-    await source.readAt(offset, data);
-    if (options.compress && target instanceof Qcow2Backend) {
-      for (let at = 0; at < length; at += unit) {
-        const piece = data.subarray(at, Math.min(length, at + unit));
-        if (!isZero(piece)) await target.writeCompressed(offset + at, piece);
+  const zeroes = async (offset: number, length: number) => {
+    if (!options.targetHasData) return;
+    if (canDiscard(target)) await target.writeZeroes(offset, length);
+    else await target.writeAt(offset, new Uint8Array(length));
+  };
+  for (let chunkStart = 0; chunkStart < size; chunkStart += chunk) {
+    const chunkLength = Math.min(chunk, size - chunkStart);
+    progress(chunkStart / size);
+    const ranges = options.onlyTopLayer && source instanceof Qcow2Backend
+      ? (await source.map(chunkStart, chunkLength)).filter((extent) => extent.kind !== 'unallocated')
+      : [{ offset: chunkStart, length: chunkLength }];
+    for (const { offset, length } of ranges) {
+      if (sparse > 0 && hasBlockStatus(source)) {
+        const extents = await source.blockStatus(offset, length);
+        if (extents.length === 1 && extents[0]!.zero && extents[0]!.length === length) {
+          await zeroes(offset, length);
+          continue;
+        }
       }
-      continue;
-    }
-    const step = sparse > 0 ? Math.max(sparse, 512) : length;
-    for (let at = 0; at < length; ) {
-      const end = Math.min(length, at + step);
-      if (sparse > 0 && isZero(data.subarray(at, end))) {
-        at = end;
+      const data = buffer.subarray(0, length);
+      await source.readAt(offset, data);
+      if (options.compress && target instanceof Qcow2Backend) {
+        for (let at = 0; at < length; at += unit) {
+          const piece = data.subarray(at, Math.min(length, at + unit));
+          if (!isZero(piece)) await target.writeCompressed(offset + at, piece);
+          else await zeroes(offset + at, piece.length);
+        }
         continue;
       }
-      // Merge consecutive non-zero pieces into one write.
-      let stop = end;
-      while (stop < length && !(sparse > 0 && isZero(data.subarray(stop, Math.min(length, stop + step))))) stop = Math.min(length, stop + step);
-      await target.writeAt(offset + at, data.subarray(at, stop));
-      at = stop;
+      const step = sparse > 0 ? Math.max(sparse, 512) : length;
+      const zeroPiece = (at: number) => sparse > 0 && isZero(data.subarray(at, Math.min(length, at + step)));
+      for (let at = 0; at < length; ) {
+        // A run of zero pieces, then a run of data pieces, each as one request.
+        const zero = zeroPiece(at);
+        let stop = Math.min(length, at + step);
+        while (stop < length && zeroPiece(stop) === zero) stop = Math.min(length, stop + step);
+        if (zero) await zeroes(offset + at, stop - at);
+        else await target.writeAt(offset + at, data.subarray(at, stop));
+        at = stop;
+      }
     }
   }
   await target.flush();
@@ -110,9 +162,25 @@ function isZero(bytes: Uint8Array): boolean {
 /** `qemu-img convert`: `source` (any backend, its chain flattened) into a new image at `targetPath`. */
 export async function convertImage(source: BlockBackend, targetPath: string, options: ConvertOptions): Promise<void> {
   if (options.compress && options.outputFormat !== 'qcow2') throw new ImageToolError('compression needs the qcow2 output format');
-  const target = await createImage(targetPath, { ...(options.create ?? {}), format: options.outputFormat, size: source.size });
+  const withBacking = options.backingFile !== undefined;
+  if (withBacking && options.outputFormat !== 'qcow2') throw new ImageToolError(`Backing file not supported for file format '${options.outputFormat}'`);
+  let target: BlockBackend;
+  if (options.noCreate) {
+    target = (await openImage(targetPath, { format: options.outputFormat })).backend;
+    if (target.size < source.size) {
+      await target.close();
+      throw new ImageToolError('output file is smaller than input file');
+    }
+  } else {
+    target = await createImage(targetPath, {
+      ...(options.create ?? {}),
+      format: options.outputFormat,
+      size: source.size,
+      ...(withBacking ? { backingFile: options.backingFile, ...(options.backingFormat !== undefined ? { backingFormat: options.backingFormat } : {}) } : {}),
+    });
+  }
   try {
-    await copyContents(source, target, options);
+    await copyContents(source, target, { ...options, targetHasData: options.noCreate === true || withBacking, onlyTopLayer: withBacking });
   } finally {
     await target.close();
   }
@@ -142,14 +210,16 @@ export async function compareImages(a: BlockBackend, b: BlockBackend, onProgress
  * backing file, then (unless `keep`) empties the top image.
  */
 export async function commitImage(path: string, options: { keep?: boolean; onProgress?: Progress } = {}): Promise<void> {
-  const top = await openImage(path);
+  // Only the top's own clusters are read, so its chain stays closed: an open
+  // read-only backing file would hold a lock refusing the writer below.
+  const top = await openImage(path, { backing: false });
   try {
-    if (!(top.backend instanceof Qcow2Backend) || top.backing === undefined || top.backingFile === undefined) {
+    if (!(top.backend instanceof Qcow2Backend) || top.backingFile === undefined) {
       throw new ImageToolError(`${path} has no backing file to commit into`);
     }
     const image = top.backend;
-    // The backing file is opened read-only in the chain; reopen it writable for the commit.
-    const base = await openImage(resolveBackingPath(path, top.backingFile), { format: top.backing.format, backing: false });
+    const baseFormat = top.backingFormat === 'raw' || top.backingFormat === 'qcow2' ? top.backingFormat : undefined;
+    const base = await openImage(resolveBackingPath(path, top.backingFile), { ...(baseFormat ? { format: baseFormat } : {}), backing: false });
     try {
       if (base.backend.size < image.size) {
         if (!canResize(base.backend)) throw new ImageToolError('the backing file cannot grow to the top image size');
