@@ -1,6 +1,7 @@
 import {
   type GuestMemory,
   type InterruptController,
+  type IrqLine,
   type LocalApicPort,
   type MmioBus,
   type Observer,
@@ -18,8 +19,9 @@ import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
 import { selectHandler } from './instructions/index.js';
 import { Mmu } from './memory/mmu.js';
 import { FpuState } from './fpu/fpu-state.js';
+import { SseState } from './fpu/sse-state.js';
 import { MsrFile } from './msr/msr-file.js';
-import { Cr0, Efer, Flag, FLAGS_FIXED_ONE, Seg, SegAttr, Vector } from './state/registers.js';
+import { Cr0, Cr4, Efer, Flag, FLAGS_FIXED_ONE, Seg, SegAttr, Vector } from './state/registers.js';
 import { GUEST_FAULT, exceptionClass } from './system/fault.js';
 import type { DescriptorSlot } from './system/segmentation.js';
 import { deliverEvent, EventKind } from './system/interrupts.js';
@@ -78,9 +80,27 @@ export interface CpuOptions {
   /** Bootstrap processor (true by default); an AP waits for a SIPI after INIT. */
   readonly bootstrap?: boolean;
   readonly events?: Observer<CpuEvent>;
+  /**
+   * FERR#, the x87 error output of CR0.NE = 0 ("MS-DOS compatibility"): a PC
+   * routes it to IRQ 13. Without it an unmasked x87 exception with NE = 0 is
+   * simply ignored; with it the CPU raises this line and freezes at the next
+   * waiting x87 instruction until an interrupt or IGNNE# (`ignoreNumericError`).
+   */
+  readonly floatingPointError?: IrqLine;
 }
 
 const TWO_32 = 4294967296;
+/** faultVector of an instruction abandoned without an exception (an x87 freeze on FERR#). */
+const FROZEN = -1;
+/** DR6 status bits: single step, task switch (T bit); DR7.GD. */
+const DR6_BS = 0x4000;
+const DR6_BT = 0x8000;
+const DR7_GD = 0x2000;
+
+/** Fault-class exceptions (they restart the instruction; their frames carry RF = 1). */
+function isFaultClass(vector: number): boolean {
+  return vector === 0 || (vector >= 5 && vector <= 7) || (vector >= 10 && vector <= 14) || vector === 16 || vector === 17 || vector === 19 || vector === 20;
+}
 
 function isApic(controller: InterruptController | undefined): controller is LocalApicPort {
   return controller !== undefined && typeof (controller as Partial<LocalApicPort>).readMsr === 'function';
@@ -107,6 +127,11 @@ export class CpuCore implements ProcessorSignals {
   readonly events: Observer<CpuEvent>;
   private readonly timeStampSource: (() => number) | undefined;
   readonly bootstrap: boolean;
+  /** FERR# (see CpuOptions.floatingPointError) and whether this CPU drives it high. */
+  readonly floatingPointError: IrqLine | undefined;
+  floatingPointErrorAsserted = false;
+  /** The IGNNE# input: pending x87 errors are ignored while it is asserted. */
+  ignoringNumericError = false;
 
   /** Low and high 32 bits of RAX…R15. */
   readonly low = new Int32Array(16);
@@ -146,6 +171,8 @@ export class CpuCore implements ProcessorSignals {
   readonly debug = new Float64Array(8);
   /** The x87 registers, control/status/tag words and last-instruction pointers. */
   readonly fpu = new FpuState();
+  /** XMM0–XMM15 and MXCSR. */
+  readonly sse = new SseState();
 
   private privilege = 0;
   /** The privilege memory accesses are checked at: CPL, or 0 during descriptor-table and TSS accesses. */
@@ -165,6 +192,14 @@ export class CpuCore implements ProcessorSignals {
   nmiBlocked = false;
   /** Instruction count when a single-step (TF) instruction started, or -1. */
   private singleStepFrom = -1;
+  /** Debug traps (#DB) are held back until this many instructions have retired (the MOV SS / POP SS shadow). */
+  debugInhibitUntil = 0;
+  /** DR6 bits of debug traps raised by the current instruction (data and I/O breakpoints, B0–B3; BT), delivered after it. */
+  pendingDebugTrap = 0;
+  /** DR0–DR3 enabled in DR7 as instruction (bit n), data (bit n + 4) and I/O (bit n + 8) breakpoints; see `updateBreakpoints`. */
+  breakpointMask = 0;
+  /** `breakpointMask` bits 4–7: checked by `linear` (zero keeps memory accesses at one extra test). */
+  dataBreakpointMask = 0;
   /** Set when something may need handling between instructions (interrupts, NMI, shadows). */
   attention = true;
   protected shutdownRequested = false;
@@ -210,6 +245,7 @@ export class CpuCore implements ProcessorSignals {
     this.events = options.events ?? ignoreEvents;
     this.timeStampSource = options.timeStampCounter;
     this.bootstrap = options.bootstrap ?? true;
+    this.floatingPointError = options.floatingPointError;
     this.mmu = new Mmu(this, this.memory, this.mmio);
     this.msrs = new MsrFile(this);
     this.decoder = new Decoder(buildOpcodeTable(), this.model.features, selectHandler);
@@ -221,8 +257,12 @@ export class CpuCore implements ProcessorSignals {
     if (!this.bootstrap) this.waitingForStartup = true;
   }
 
-  /** Power-on / INIT state: real mode at F000:FFF0 with CS base FFFF0000. */
-  reset(): void {
+  /**
+   * Power-on / INIT state: real mode at F000:FFF0 with CS base FFFF0000. INIT
+   * (`kind` 'init') leaves the x87 state, MXCSR and the XMM registers as they
+   * were (SDM vol. 3, table 9-1).
+   */
+  reset(kind: 'power' | 'init' = 'power'): void {
     this.low.fill(0);
     this.high.fill(0);
     this.low[2] = this.model.signature;
@@ -251,7 +291,14 @@ export class CpuCore implements ProcessorSignals {
     this.debug.fill(0);
     this.debug[6] = 0xffff0ff0;
     this.debug[7] = 0x400;
-    this.fpu.powerOn();
+    this.updateBreakpoints();
+    this.pendingDebugTrap = 0;
+    this.debugInhibitUntil = 0;
+    if (kind === 'power') {
+      this.fpu.powerOn();
+      this.sse.reset();
+      this.setFloatingPointError(false);
+    }
     this.cpl = 0;
     this.halted = false;
     this.inhibitUntil = 0;
@@ -314,6 +361,41 @@ export class CpuCore implements ProcessorSignals {
 
   wake(): void {
     this.attention = true;
+  }
+
+  /**
+   * IGNNE#: while asserted, a pending unmasked x87 exception (CR0.NE = 0) no
+   * longer freezes waiting x87 instructions; a CPU frozen on one resumes.
+   * A PC chipset asserts it on a write to port 0xF0 and releases it when FERR#
+   * goes inactive.
+   */
+  ignoreNumericError(asserted: boolean): void {
+    this.ignoringNumericError = asserted;
+    if (asserted && this.halted && this.floatingPointErrorAsserted) {
+      this.halted = false;
+      this.attention = true;
+    }
+  }
+
+  /** Drives FERR# (only edges reach the line). */
+  setFloatingPointError(asserted: boolean): void {
+    if (this.floatingPointErrorAsserted === asserted) return;
+    this.floatingPointErrorAsserted = asserted;
+    this.floatingPointError?.setLevel(asserted);
+  }
+
+  /**
+   * CR0.NE = 0 with FERR# wired: a waiting x87 instruction with an unmasked
+   * exception pending asserts FERR# and freezes before it executes (SDM vol. 1,
+   * 8.7 and appendix D): the CPU waits as after HLT, an interrupt is taken with
+   * this instruction as its return address, and it is tried again afterwards.
+   */
+  freezeOnFloatingPointError(): never {
+    this.setFloatingPointError(true);
+    this.halted = true;
+    this.attention = true;
+    this.faultVector = FROZEN;
+    throw GUEST_FAULT;
   }
 
   // ---- registers ----
@@ -406,6 +488,7 @@ export class CpuCore implements ProcessorSignals {
     if (this.codeMode === CodeMode.Bits64) {
       const linear = seg >= Seg.FS ? offset + this.segmentBase[seg]! : offset;
       if (linear < -0x800000000000 || linear >= 0x800000000000) this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
+      if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(linear, size, write);
       return linear;
     }
     const access = this.segmentAccess[seg]!;
@@ -417,7 +500,84 @@ export class CpuCore implements ProcessorSignals {
     } else if (offset <= limit || last > ((access & 16) !== 0 ? 0xffffffff : 0xffff)) {
       this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
     }
-    return (this.segmentBase[seg]! + offset) >>> 0;
+    const address = (this.segmentBase[seg]! + offset) >>> 0;
+    if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(address, size, write);
+    return address;
+  }
+
+  // ---- debug registers ----
+
+  /** Recomputes which of DR0–DR3 are armed, after DR7 or CR4.DE changed. */
+  updateBreakpoints(): void {
+    const control = this.debug[7]! >>> 0;
+    let mask = 0;
+    for (let n = 0; n < 4; n++) {
+      if (((control >>> (n * 2)) & 3) === 0) continue;
+      const kind = (control >>> (16 + n * 4)) & 3;
+      if (kind === 0) mask |= 1 << n;
+      else if (kind === 2) mask |= (this.cr4 & Cr4.DE) !== 0 ? 1 << (n + 8) : 0;
+      else mask |= 1 << (n + 4);
+    }
+    this.breakpointMask = mask;
+    this.dataBreakpointMask = mask & 0xf0;
+    this.attention = true;
+  }
+
+  /** The DR6 B-bits of armed breakpoints of kind `shift` (0 instruction, 4 data, 8 I/O) that `[address, address + size)` touches. */
+  private breakpointHits(shift: number, address: number, size: number, write: boolean): number {
+    const control = this.debug[7]! >>> 0;
+    let hits = 0;
+    for (let n = 0; n < 4; n++) {
+      if ((this.breakpointMask & (1 << (n + shift))) === 0) continue;
+      // Write-only data breakpoints (R/W = 01) ignore reads.
+      if (shift === 4 && !write && ((control >>> (16 + n * 4)) & 3) === 1) continue;
+      const lengthCode = (control >>> (18 + n * 4)) & 3;
+      const length = shift === 0 ? 1 : lengthCode === 0 ? 1 : lengthCode === 1 ? 2 : lengthCode === 2 ? 8 : 4;
+      const start = shift === 8 ? this.debug[n]! & 0xffff : this.debug[n]!;
+      const first = start - (start % length);
+      if (shift === 0 ? address === start : address < first + length && address + size > first) hits |= 1 << n;
+    }
+    return hits;
+  }
+
+  private checkDataBreakpoints(linear: number, size: number, write: boolean): void {
+    const hits = this.breakpointHits(4, linear, size, write);
+    if (hits !== 0) {
+      this.pendingDebugTrap |= hits;
+      this.attention = true;
+    }
+  }
+
+  /** An I/O breakpoint (CR4.DE, R/W = 10) on `[port, port + size)` traps after the instruction. */
+  checkIoBreakpoints(port: number, size: number): void {
+    if ((this.breakpointMask & 0xf00) === 0) return;
+    const hits = this.breakpointHits(8, port, size, true);
+    if (hits !== 0) {
+      this.pendingDebugTrap |= hits;
+      this.attention = true;
+    }
+  }
+
+  /** The new TSS's T bit: a #DB trap (DR6.BT) before the new task's first instruction. */
+  taskSwitchTrap(): void {
+    this.pendingDebugTrap |= DR6_BT;
+    this.attention = true;
+  }
+
+  /** Raises #DB as a fault with DR6 bits `status` (the handler is entered with DR7.GD clear). */
+  debugFault(status: number): never {
+    this.debug[6] = (this.debug[6]! | status) >>> 0;
+    this.debug[7] = (this.debug[7]! & ~DR7_GD) >>> 0;
+    return this.fault(Vector.DB);
+  }
+
+  /** Delivers a #DB trap with DR6 bits `status` (B0–B3 replace the old ones when any is set). */
+  private deliverDebugTrap(status: number): void {
+    const previous = this.debug[6]!;
+    this.debug[6] = (((status & 0xf) !== 0 ? previous & ~0xf : previous) | status) >>> 0;
+    this.debug[7] = (this.debug[7]! & ~DR7_GD) >>> 0;
+    this.currentRip = this.rip;
+    deliverEvent(this, Vector.DB, -1, EventKind.Exception);
   }
 
   // ---- memory through segments ----
@@ -688,6 +848,8 @@ export class CpuCore implements ProcessorSignals {
         }
         budget--;
         this.rip = this.currentRip;
+        // A frozen x87 instruction (freezeOnFloatingPointError) raises nothing: the CPU waits.
+        if (this.faultVector === FROZEN) continue;
         const stop = this.deliverFault();
         if (stop !== undefined) return { reason: stop, retired };
       }
@@ -700,6 +862,10 @@ export class CpuCore implements ProcessorSignals {
   private deliverFault(): StopReason | undefined {
     const first = this.faultVector;
     const firstCode = this.faultErrorCode;
+    // The instruction did not complete: its data-breakpoint traps are void.
+    this.pendingDebugTrap &= DR6_BT;
+    // A fault's frame carries RF = 1 so that IRET retries without an instruction breakpoint firing (SDM vol. 3 17.3.1.1).
+    if (isFaultClass(first)) this.flags.bits |= Flag.RF;
     if (this.events !== ignoreEvents) {
       this.events({ kind: 'exception', vector: first, errorCode: firstCode < 0 ? undefined : firstCode, rip: this.currentRip, instruction: this.disassembleAt(this.currentRip) });
     }
@@ -735,7 +901,7 @@ export class CpuCore implements ProcessorSignals {
     if (this.shutdownRequested) return 'shutdown';
     if (this.initRequested) {
       this.initRequested = false;
-      this.reset();
+      this.reset('init');
       if (!this.bootstrap) this.waitingForStartup = true;
     }
     if (this.waitingForStartup) {
@@ -747,14 +913,17 @@ export class CpuCore implements ProcessorSignals {
     }
     try {
       if (this.singleStepFrom >= 0) {
-        // TF was set when the last instruction started: if it retired, the #DB trap comes first.
-        const retiredSince = this.instructionCount > this.singleStepFrom;
+        // TF was set when the last instruction started: if it retired, a #DB trap (DR6.BS) is due.
+        if (this.instructionCount > this.singleStepFrom) this.pendingDebugTrap |= DR6_BS;
         this.singleStepFrom = -1;
-        if (retiredSince) {
-          this.debug[6] = (this.debug[6]! | 0x4000) >>> 0;
-          this.currentRip = this.rip;
-          deliverEvent(this, Vector.DB, -1, EventKind.Exception);
-        }
+      }
+      // Priorities as SDM vol. 3 table 6-2 orders them: traps of the last instruction (task-switch
+      // T bit, single step, data and I/O breakpoints; held back in a MOV SS shadow), NMI, INTR, then
+      // instruction breakpoints on the next instruction.
+      if (this.pendingDebugTrap !== 0 && this.instructionCount >= this.debugInhibitUntil) {
+        const status = this.pendingDebugTrap;
+        this.pendingDebugTrap = 0;
+        this.deliverDebugTrap(status);
       }
       if (this.instructionCount < this.inhibitUntil) return this.armSingleStep();
       if (this.nmiPending && !this.nmiBlocked) {
@@ -763,6 +932,7 @@ export class CpuCore implements ProcessorSignals {
         this.halted = false;
         this.currentRip = this.rip;
         deliverEvent(this, Vector.NMI, -1, EventKind.External);
+        this.deliverTaskSwitchTrap();
         return undefined;
       }
       if ((this.flags.bits & Flag.IF) !== 0 && this.interrupts !== undefined && this.interrupts.pending()) {
@@ -770,7 +940,20 @@ export class CpuCore implements ProcessorSignals {
         this.halted = false;
         this.currentRip = this.rip;
         deliverEvent(this, vector, -1, EventKind.External);
+        this.deliverTaskSwitchTrap();
         return undefined;
+      }
+      if ((this.flags.bits & Flag.RF) !== 0) {
+        // RF suppresses instruction breakpoints for one instruction and is cleared as it starts.
+        this.flags.bits &= ~Flag.RF;
+      } else if ((this.breakpointMask & 0xf) !== 0 && !this.halted) {
+        const linear = this.codeMode === CodeMode.Bits64 ? this.rip : (this.segmentBase[Seg.CS]! + this.rip) >>> 0;
+        const hits = this.breakpointHits(0, linear, 1, false);
+        if (hits !== 0) {
+          this.debug[6] = ((this.debug[6]! & ~0xf) | hits) >>> 0;
+          this.currentRip = this.rip;
+          this.debugFault(0);
+        }
       }
     } catch (error) {
       if (error !== GUEST_FAULT) throw error;
@@ -780,12 +963,24 @@ export class CpuCore implements ProcessorSignals {
     return this.armSingleStep();
   }
 
-  /** With TF set, the next instruction runs alone and is followed by a #DB trap. */
+  /** A task switch while delivering an interrupt may have raised a T-bit trap: it comes before the new task's first instruction. */
+  private deliverTaskSwitchTrap(): void {
+    if ((this.pendingDebugTrap & DR6_BT) === 0) return;
+    const status = this.pendingDebugTrap;
+    this.pendingDebugTrap = 0;
+    this.deliverDebugTrap(status);
+  }
+
+  /**
+   * With TF set, the next instruction runs alone and is followed by a #DB
+   * trap. Instruction breakpoints, RF and pending debug traps also keep
+   * `attention` set, so the run loop comes back here before every instruction.
+   */
   private armSingleStep(): undefined {
     if ((this.flags.bits & Flag.TF) !== 0) {
       this.singleStepFrom = this.instructionCount;
       this.attention = true;
-    } else if (this.instructionCount >= this.inhibitUntil) {
+    } else if (this.instructionCount >= this.inhibitUntil && (this.breakpointMask & 0xf) === 0 && this.pendingDebugTrap === 0 && (this.flags.bits & Flag.RF) === 0) {
       this.attention = false;
     }
     return undefined;
@@ -802,7 +997,7 @@ export class CpuCore implements ProcessorSignals {
   setFlags(value: number): void {
     const before = this.flags.bits;
     this.flags.setAll((value & 0x3f7fd5) | FLAGS_FIXED_ONE);
-    if (((before ^ value) & Flag.IF) !== 0 || (value & Flag.TF) !== 0) this.attention = true;
+    if (((before ^ value) & Flag.IF) !== 0 || (value & (Flag.TF | Flag.RF)) !== 0) this.attention = true;
   }
 
   /** Sets a flag-result for logic ops (exported for handlers that compute flags eagerly). */

@@ -103,6 +103,7 @@ export class Cpu extends CpuCore {
     }
     this.flushTranslations();
     this.refreshAllSegments();
+    if (index === 4) this.updateBreakpoints();
   }
 
   /** EFER (also reachable through `writeMsr`). */

@@ -60,6 +60,26 @@ describe('VirtualClock', () => {
     expect(() => clock.advanceTo(1000)).toThrow(/deterministic/);
   });
 
+  it('deterministic time follows executed instructions between steps, and timer callbacks see their deadline', () => {
+    let executed = 0;
+    const clock = new VirtualClock({ mode: 'deterministic', executedNanoseconds: () => executed });
+    const seen: number[] = [];
+    const timer = clock.createTimer(() => {
+      seen.push(clock.now());
+      if (seen.length < 3) timer.arm(clock.now() + 100);
+    });
+    timer.arm(100);
+    executed = 250;
+    expect(clock.now()).toBe(250);
+    clock.advanceTo(250);
+    expect(seen).toEqual([100, 200]);
+    executed = 260;
+    expect(clock.now()).toBe(260);
+    // Never behind the last step, even if the counter is.
+    executed = 0;
+    expect(clock.now()).toBe(250);
+  });
+
   it('saves and restores virtual time, rejecting bad state', () => {
     const clock = new VirtualClock({ mode: 'deterministic' });
     clock.advanceTo(12_345);

@@ -26,6 +26,13 @@ export interface VirtualClockOptions {
   readonly mode: ClockMode;
   /** The host's monotonic time in ns (real-time mode); injectable for tests. */
   readonly hostNanoseconds?: () => number;
+  /**
+   * Deterministic mode: how far the running vCPUs have got inside the
+   * current slice (from their executed-instruction counts). Guest reads of
+   * a counter (PIT, HPET, ACPI PM timer) then see time move with every
+   * instruction, not in slice-sized steps that would skew a TSC calibration.
+   */
+  readonly executedNanoseconds?: () => number;
 }
 
 export interface VirtualClockState {
@@ -55,14 +62,20 @@ export class VirtualClock implements Clock, Stateful<VirtualClockState> {
   /** Host time minus virtual time while running in real-time mode. */
   private hostOffset = 0;
   private running = false;
+  private readonly executedNanoseconds: (() => number) | undefined;
+  /** Timer callbacks see their own deadline as the time, so periodic timers re-arm without drift. */
+  private firing = false;
 
   constructor(options: VirtualClockOptions) {
     this.mode = options.mode;
     this.hostNanoseconds = options.hostNanoseconds ?? (() => Number(process.hrtime.bigint()));
+    this.executedNanoseconds = options.executedNanoseconds;
   }
 
   now(): number {
-    return this.mode === 'realtime' && this.running ? this.hostNanoseconds() - this.hostOffset : this.time;
+    if (this.mode === 'realtime') return this.running ? this.hostNanoseconds() - this.hostOffset : this.time;
+    if (this.firing || this.executedNanoseconds === undefined) return this.time;
+    return Math.max(this.time, this.executedNanoseconds());
   }
 
   createTimer(callback: () => void): Timer {
@@ -151,7 +164,13 @@ export class VirtualClock implements Clock, Stateful<VirtualClockState> {
 
   private fire(timer: HeapTimer): void {
     this.unschedule(timer);
-    timer.callback();
+    const nested = this.firing;
+    this.firing = this.mode === 'deterministic';
+    try {
+      timer.callback();
+    } finally {
+      this.firing = nested;
+    }
   }
 
   private before(a: HeapTimer, b: HeapTimer): boolean {

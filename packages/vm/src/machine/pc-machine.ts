@@ -68,7 +68,7 @@ export class PcMachine {
     this.events = options.events ?? ignoreEvents;
     const regions = pcRamRegions(options.memoryBytes);
     this.memory = new GuestRam({ regions });
-    this.clock = new VirtualClock({ mode });
+    this.clock = new VirtualClock({ mode, executedNanoseconds: () => (this.cpu === undefined ? 0 : this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION) });
     const ramBelow4G = regions.filter((region) => region.start < PcLayout.fourGiB).reduce((end, region) => Math.max(end, region.start + region.size), 0);
     this.platform = new PcPlatform({
       memory: this.memory,

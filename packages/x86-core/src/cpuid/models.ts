@@ -21,9 +21,17 @@ export interface CpuModel {
   readonly physicalAddressBits: number;
 }
 
-// Leaf 1 EDX bits this core implements: TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11) PGE(13) CMOV(15) PSE(3) PAT(16) PSE36(17) MTRR(12).
-// VME(1), DE(2), MCE(7), MCA(14), CLFSH(19) are left out until implemented; FPU/MMX/SSE/FXSR come with the FPU work.
-const EDX_BASE = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17);
+// Leaf 1 EDX bits this core implements: FPU(0) DE(2) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11) PGE(13) CMOV(15) PSE(3) PAT(16) PSE36(17) MTRR(12).
+// VME(1), MCE(7), MCA(14), CLFSH(19) are left out until implemented; MMX/SSE/FXSR come with the SIMD work.
+const EDX_BASE = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17);
+// MMX(23): the integer MMX instructions, on the x87 registers.
+const MMX = 1 << 23;
+// FXSR(24), SSE(25), SSE2(26): FXSAVE/FXRSTOR with the SSE state, and the SSE/SSE2 instructions.
+const SSE = (1 << 24) | (1 << 25) | (1 << 26);
+const SSE_FEATURES: readonly Feature[] = ['fxsr', 'sse', 'sse2'];
+// Leaf 1 ECX HYPERVISOR(31), as QEMU sets for every model: guests then skip what only bare metal has (microcode
+// loading, which reads MSRs no virtual CPU implements).
+const HYPERVISOR = 1 << 31;
 // Extended EDX: SYSCALL(11), NX(20), RDTSCP(27), LM(29).
 const EXT_EDX_BASE = (1 << 11) | (1 << 20) | (1 << 29);
 
@@ -33,10 +41,10 @@ export const QEMU64: CpuModel = {
   vendor: 'AuthenticAMD',
   signature: 0x000663,
   brand: 'tsvirt qemu64-compatible CPU',
-  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm']),
-  leaf1Edx: EDX_BASE,
+  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'mmx', ...SSE_FEATURES]),
+  leaf1Edx: EDX_BASE | MMX | SSE,
   // CX16(13) is implemented and qemu64 has it.
-  leaf1Ecx: 1 << 13,
+  leaf1Ecx: (1 << 13) | HYPERVISOR,
   extendedEdx: EXT_EDX_BASE,
   extendedEcx: 1 << 0 /* LAHF/SAHF in 64-bit mode */,
   leaf7Ebx: 0,
@@ -45,16 +53,16 @@ export const QEMU64: CpuModel = {
   physicalAddressBits: 40,
 };
 
-/** Everything the core implements: adds POPCNT, LZCNT, MOVBE, RDTSCP. */
+/** Everything the core implements: adds POPCNT, LZCNT, MOVBE, RDTSCP, SSSE3, SSE4.1, SSE4.2. */
 export const TSVIRT_MAX: CpuModel = {
   ...QEMU64,
   name: 'tsvirt-max',
   vendor: 'GenuineIntel',
   signature: 0x0306a9,
   brand: 'tsvirt max CPU',
-  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'popcnt', 'lzcnt', 'movbe', 'rdtscp']),
-  // CX16(13), MOVBE(22), POPCNT(23).
-  leaf1Ecx: (1 << 13) | (1 << 22) | (1 << 23),
+  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'mmx', 'popcnt', 'lzcnt', 'movbe', 'rdtscp', 'ssse3', 'sse4_1', 'sse4_2', ...SSE_FEATURES, 'sse3']),
+  // SSE3(0), SSSE3(9), CX16(13), SSE4.1(19), SSE4.2(20), MOVBE(22), POPCNT(23).
+  leaf1Ecx: (1 << 0) | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) | HYPERVISOR,
   extendedEdx: EXT_EDX_BASE | (1 << 27),
   // LAHF(0), ABM/LZCNT(5).
   extendedEcx: (1 << 0) | (1 << 5),

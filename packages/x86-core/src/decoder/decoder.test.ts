@@ -95,7 +95,7 @@ describe('decoder and disassembler', () => {
   });
 
   test('every table entry names a handler and well-formed operands', () => {
-    const specs = /^(E|G|M|R|Z|I|J|O)(b|w|d|q|v|z|y|p|bs)?$|^(AL|CL|DX|rAX|eAX|1|ES|CS|SS|DS|FS|GS|Sw|Cd|Dd|Rd|Ap|Mp|Mq|Mv|M|Ew|Ed|Gz|Iw|Mt|st0|sti|ax)$/;
+    const specs = /^(E|G|M|R|Z|I|J|O)(b|w|d|q|v|z|y|p|bs)?$|^(AL|CL|DX|rAX|eAX|1|ES|CS|SS|DS|FS|GS|Sw|Cd|Dd|Rd|Ap|Mp|Mq|Mv|M|Ew|Ed|Gz|Iw|Mt|st0|sti|ax|xmm0)$|^[VWUPQNM](ps|pd|ss|sd|dq|q|d|w|b|x)$/;
     let count = 0;
     for (const { entry } of allEntries(table)) {
       count++;

@@ -22,6 +22,8 @@ export class Decoder {
   private source!: CodeSource;
   private tooLong = false;
   private immediateSeen = false;
+  /** A strict prefix choice consumed the 66 prefix: it does not change the operand size. */
+  private operandSizeConsumed = false;
 
   constructor(
     private readonly table: OpcodeTable,
@@ -35,6 +37,7 @@ export class Decoder {
     this.position = 0;
     this.tooLong = false;
     this.immediateSeen = false;
+    this.operandSizeConsumed = false;
     reset(out, mode);
     const long = mode === CodeMode.Bits64;
     let operandSizePrefix = false;
@@ -88,6 +91,10 @@ export class Decoder {
         case 'rm':
           slot = slot.byRm[modrm & 7];
           break;
+        case 'mod':
+          if (modrm < 0) modrm = this.next();
+          slot = modrm >> 6 === 3 ? slot.register : slot.memory;
+          break;
       }
     }
     let chosen = found ?? this.table.invalid;
@@ -102,7 +109,9 @@ export class Decoder {
     const rexW = (out.rex & 8) !== 0;
     let size: number;
     const flags = chosen.flags;
-    if (long && (flags & EntryFlag.Force64) !== 0) size = 8;
+    if (this.operandSizeConsumed) operandSizePrefix = false;
+    if ((flags & EntryFlag.SizeY) !== 0) size = long && rexW ? 8 : 4;
+    else if (long && (flags & EntryFlag.Force64) !== 0) size = 8;
     else if (long && (flags & EntryFlag.Default64) !== 0) size = rexW || !operandSizePrefix ? 8 : 2;
     else if (rexW) size = 8;
     else size = defaultWide !== operandSizePrefix ? 4 : 2;
@@ -125,6 +134,7 @@ export class Decoder {
         out.displacementHigh = out.displacement >> 31;
       }
       else if ((flags & EntryFlag.MemoryOnly) !== 0) return this.finish(out, this.table.invalid);
+      if (out.mod !== 3 && (flags & EntryFlag.RegisterOnly) !== 0) return this.finish(out, this.table.invalid);
     }
     // Only six segment registers exist (REX.R does not extend the Sreg field).
     if (operands.includes('Sw')) {
@@ -148,6 +158,16 @@ export class Decoder {
 
   private choosePrefixed(slot: Extract<Slot, { kind: 'prefix' }>, out: Instruction, operandSizePrefix: boolean): Slot | undefined {
     let choice: Slot | undefined;
+    if (slot.strict) {
+      if (out.repeat === Repeat.Repeat) choice = slot.repeat;
+      else if (out.repeat === Repeat.RepeatNot) choice = slot.repeatNot;
+      else if (operandSizePrefix) {
+        choice = slot.operandSize;
+        this.operandSizeConsumed = true;
+      } else choice = slot.none;
+      out.repeat = Repeat.None;
+      return choice;
+    }
     if (out.repeat === Repeat.Repeat && slot.repeat !== undefined) {
       choice = slot.repeat;
       if (choice.kind === 'entry' && choice.feature !== undefined && !this.features.has(choice.feature) && slot.none !== undefined) {
@@ -218,6 +238,22 @@ export class Decoder {
         break;
       case 71: /* G */
         kind = OperandKind.Register; register = this.byteRegister(out, out.regField, isByte);
+        break;
+      // SIMD operands (SDM vol. 2, A.2.1): V/P the ModRM.reg XMM/MMX register, W/Q the ModRM.rm register or
+      // memory, U/N the ModRM.rm register only. MMX registers ignore REX.R and REX.B.
+      case 86: /* V */
+        kind = OperandKind.Register; register = out.regField;
+        break;
+      case 80: /* P */
+        kind = OperandKind.Register; register = out.regField & 7;
+        break;
+      case 87: /* W */ case 85: /* U */
+        if (out.hasMemory) kind = OperandKind.Memory;
+        else { kind = OperandKind.Register; register = out.rmField; }
+        break;
+      case 81: /* Q */ case 78: /* N */
+        if (out.hasMemory) kind = OperandKind.Memory;
+        else { kind = OperandKind.Register; register = out.rmField & 7; }
         break;
       case 90: /* Z */
         kind = OperandKind.Register; register = this.byteRegister(out, (out.opcode & 7) | ((out.rex & 1) << 3), isByte);
@@ -314,8 +350,11 @@ function isLegacyPrefix(byte: number): boolean {
 }
 
 function usesModRM(spec: string): boolean {
+  // ES, SS, CS, DS, FS and GS name a fixed segment register: no ModRM despite the E/S/C/D initial.
+  if (spec.length === 2 && spec.charCodeAt(1) === 83 /* S */) return false;
   const c = spec.charCodeAt(0);
-  return c === 69 || c === 71 || c === 77 || c === 82 || c === 83 /* S */ || (c === 67 && spec === 'Cd') || (c === 68 && spec === 'Dd');
+  return c === 69 || c === 71 || c === 77 || c === 82 || c === 83 /* Sw */ || (c === 67 && spec === 'Cd') || (c === 68 && spec === 'Dd') ||
+    /* N P Q U V W */ c === 78 || c === 80 || c === 81 || c === 85 || c === 86 || c === 87;
 }
 
 function reset(out: Instruction, mode: CodeMode): void {

@@ -31,6 +31,9 @@ const SIZED_MNEMONICS: Record<string, readonly [string, string, string]> = {
   popf: ['popfw', 'popfd', 'popfq'],
   cmpxchg8b: ['cmpxchg8b', 'cmpxchg8b', 'cmpxchg16b'],
   retf: ['retf', 'retf', 'retfq'],
+  movd: ['movd', 'movd', 'movq'],
+  pextrd: ['pextrd', 'pextrd', 'pextrq'],
+  pinsrd: ['pinsrd', 'pinsrd', 'pinsrq'],
 };
 
 function hex(value: number): string {
@@ -102,6 +105,7 @@ function formatOperand(instruction: Instruction, spec: string, index: number): s
     case 'st0': return 'st0';
     case 'sti': return `st${instruction.rmField & 7}`;
     case 'ax': return 'ax';
+    case 'xmm0': return 'xmm0';
     case 'rAX': case 'eAX': return registerName(0, spec === 'eAX' && instruction.wideSize === 8 ? 4 : instruction.wideSize);
     case 'ES': case 'CS': case 'SS': case 'DS': case 'FS': case 'GS': return spec.toLowerCase();
     case 'Sw': return SEGMENT_NAMES[instruction.regField] ?? `sreg${instruction.regField}`;
@@ -114,7 +118,12 @@ function formatOperand(instruction: Instruction, spec: string, index: number): s
     case 'Ibs': case 'Iz': case 'Iv': return formatImmediate(instruction, spec === 'Iv' || spec === 'Iz' ? (instruction.operandSize === 8 ? 8 : size) : instruction.operandSize);
     default: break;
   }
-  if (kind === OperandKind.Register) return registerName(register, size);
+  if (kind === OperandKind.Register) {
+    const first = spec.charAt(0);
+    if (first === 'V' || first === 'W' || first === 'U') return `xmm${register}`;
+    if (first === 'P' || first === 'Q' || first === 'N') return `mm${register}`;
+    return registerName(register, size);
+  }
   if (spec.startsWith('O') || kind === OperandKind.Memory) return formatMemory(instruction, spec, size);
   return '';
 }
@@ -129,8 +138,12 @@ function formatImmediate(instruction: Instruction, size: number): string {
   return hex((instruction.immediate & mask) >>> 0);
 }
 
+/** Memory sizes of the SIMD operand suffixes (SDM vol. 2, A.2.2). */
+const SIMD_SIZES: Readonly<Record<string, number>> = { ps: 16, pd: 16, dq: 16, x: 16, ss: 4, sd: 8, q: 8, d: 4, w: 2, b: 1 };
+
 function operandSizeOf(instruction: Instruction, spec: string): number {
   const last = spec.charAt(spec.length - 1);
+  if ('VWUPQN'.includes(spec.charAt(0)) || (spec.length === 3 && spec.charAt(0) === 'M')) return SIMD_SIZES[spec.slice(1)] ?? 16;
   if (spec.length === 2 || spec.length === 3) {
     switch (last) {
       case 'b': return 1;
@@ -139,6 +152,7 @@ function operandSizeOf(instruction: Instruction, spec: string): number {
       case 't': return 10;
       case 'q': return instruction.entry.handler === 'cmpxchgPair' && instruction.operandSize === 8 ? 16 : 8;
       case 'z': return instruction.operandSize === 8 ? 4 : instruction.operandSize;
+      case 'y': return instruction.operandSize === 8 ? 8 : 4;
       default: return instruction.operandSize;
     }
   }
@@ -173,5 +187,7 @@ function formatMemory(instruction: Instruction, spec: string, size: number): str
   const memory = `[${segment}${text}]`;
   if (instruction.entry.handler === 'movFromSeg' || instruction.entry.handler === 'movToSeg') return `word ${memory}`;
   if (spec === 'M' || spec === 'Mp') return spec === 'Mp' && instruction.entry.handler !== 'loadFarPointer' ? `far ${memory}` : memory;
+  // A SIMD operand's size follows from the instruction; NASM refuses an explicit one for several (PSUBQ, PSHUFD, PBLENDVB…).
+  if ('WQ'.includes(spec.charAt(0))) return memory;
   return `${SIZE_NAMES[size] ?? ''} ${memory}`.trim();
 }

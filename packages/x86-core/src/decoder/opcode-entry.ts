@@ -17,10 +17,15 @@ export type HandlerName =
   | 'lmsw' | 'smsw' | 'invlpg' | 'clts' | 'movFromCr' | 'movToCr' | 'movFromDr' | 'movToDr' | 'lar' | 'lsl'
   | 'verr' | 'verw' | 'arpl' | 'syscall' | 'sysret' | 'sysenter' | 'sysexit' | 'swapgs' | 'loadFarPointer'
   | 'bound' | 'fpuEscape' | 'movbe' | 'privilegedNop' | 'tooLong'
-  | 'x87Wait' | 'x87Control' | 'x87Load' | 'x87Store' | 'x87Exchange' | 'x87Arithmetic' | 'x87CompareRegister' | 'x87CompareFlags' | 'x87Unary' | 'x87Environment' | 'fxsave';
+  | 'simdInteger' | 'simdShift' | 'simdShuffle' | 'simdMove' | 'simdInsert' | 'simdExtract' | 'simdSpecial' | 'simdExtend' | 'maskedMove' | 'emms' | 'stringCompare' | 'crc32'
+  | 'x87Wait' | 'x87Control' | 'x87Load' | 'x87Store' | 'x87Exchange' | 'x87Arithmetic' | 'x87CompareRegister' | 'x87CompareFlags' | 'x87Unary' | 'x87Transcendental' | 'x87Environment' | 'fxsave'
+  | 'mxcsr' | 'sseMove' | 'sseMoveScalar' | 'ssePartialMove' | 'sseArithmetic' | 'sseCompare' | 'sseCompareFlags' | 'sseHorizontal'
+  | 'sseApproximate' | 'sseLogic' | 'sseShuffle' | 'sseMoveMask' | 'sseExtract' | 'sseConvert' | 'sseRound' | 'sseDotProduct';
 
 /** CPUID features that gate an opcode (named as Linux's /proc/cpuinfo does). */
-export type Feature = 'popcnt' | 'lzcnt' | 'bmi1' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm' | 'fxsr';
+export type Feature =
+  | 'popcnt' | 'lzcnt' | 'bmi1' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm' | 'fxsr'
+  | 'mmx' | 'sse' | 'sse2' | 'sse3' | 'ssse3' | 'sse4_1' | 'sse4_2' | 'clflush' | 'monitor';
 
 export const EntryFlag = {
   /** Default operand size 64 in 64-bit mode (PUSH, POP, …); 66 selects 16. */
@@ -45,6 +50,15 @@ export const EntryFlag = {
   Repeatable: 1 << 9,
   /** Operand size 8 bits (byte form). */
   Byte: 1 << 10,
+  /** A general-purpose operand of size `y` (Ey, Gy): 64 bits with REX.W in 64-bit mode, else 32 (the 66 prefix does not count). */
+  SizeY: 1 << 11,
+  /** A register-only SIMD operand (U, N): a memory ModRM is #UD. */
+  RegisterOnly: 1 << 12,
+  /**
+   * A legacy SSE instruction whose 16-byte memory operand must be 16-byte aligned (#GP(0) otherwise):
+   * every packed memory operand except the unaligned moves (MOVUPS, MOVDQU, LDDQU, …).
+   */
+  Aligned: 1 << 13,
 } as const;
 
 /** One decodable instruction form. */
@@ -73,13 +87,25 @@ export interface RmSlot {
   readonly kind: 'rm';
   readonly byRm: ReadonlyArray<Slot | undefined>;
 }
-/** Choice by mandatory prefix. */
+/**
+ * Choice by mandatory prefix. A strict choice (SSE and MMX opcodes) has no
+ * fallback: a 66, F3 or F2 prefix without a form of its own makes the opcode
+ * invalid, F2/F3 take precedence over 66, and the chosen prefix is consumed
+ * (66 then does not change the operand size).
+ */
 export interface PrefixSlot {
   readonly kind: 'prefix';
   readonly none: Slot | undefined;
   readonly operandSize: Slot | undefined;
   readonly repeat: Slot | undefined;
   readonly repeatNot: Slot | undefined;
+  readonly strict: boolean;
+}
+/** Choice by ModRM.mod: memory (0–2) or register (3) forms (MOVLPS and MOVHLPS share 0F 12). */
+export interface ModSlot {
+  readonly kind: 'mod';
+  readonly memory: Slot | undefined;
+  readonly register: Slot | undefined;
 }
 /** Choice by processor mode (63: ARPL outside 64-bit mode, MOVSXD in it). */
 export interface ModeSlot {
@@ -87,7 +113,7 @@ export interface ModeSlot {
   readonly legacy: Slot | undefined;
   readonly long: Slot | undefined;
 }
-export type Slot = OpcodeEntry | GroupSlot | RmSlot | PrefixSlot | ModeSlot;
+export type Slot = OpcodeEntry | GroupSlot | RmSlot | PrefixSlot | ModeSlot | ModSlot;
 
 export interface EntryOptions {
   readonly sub?: number;
@@ -101,13 +127,15 @@ export function entry(mnemonic: string, operands: string, handler: HandlerName, 
   const list = operands === '' ? [] : operands.split(',');
   // Byte-sized when the destination is a byte (or the source is AL for OUT).
   const byte = (list.length > 0 && /^(E|G|Z|O|M)b$|^AL$/.test(list[0]!)) || list[1] === 'AL' ? EntryFlag.Byte : 0;
+  const sizeY = list.some((spec) => /^[EG]y$/.test(spec)) ? EntryFlag.SizeY : 0;
+  const registerOnly = list.some((spec) => /^[UN]/.test(spec)) ? EntryFlag.RegisterOnly : 0;
   return {
     kind: 'entry',
     mnemonic,
     operands: list,
     handler,
     sub: options.sub ?? 0,
-    flags: (options.flags ?? 0) | byte,
+    flags: (options.flags ?? 0) | byte | sizeY | registerOnly,
     feature: options.feature,
     undefinedFlags: options.undefinedFlags ?? 0,
   };
@@ -120,7 +148,14 @@ export function byRm(slots: ReadonlyArray<Slot | undefined>): RmSlot {
   return { kind: 'rm', byRm: slots };
 }
 export function byPrefix(choices: { none?: Slot; operandSize?: Slot; repeat?: Slot; repeatNot?: Slot }): PrefixSlot {
-  return { kind: 'prefix', none: choices.none, operandSize: choices.operandSize, repeat: choices.repeat, repeatNot: choices.repeatNot };
+  return { kind: 'prefix', none: choices.none, operandSize: choices.operandSize, repeat: choices.repeat, repeatNot: choices.repeatNot, strict: false };
+}
+/** A strict mandatory-prefix choice for SSE/MMX opcodes (see {@link PrefixSlot}). */
+export function mandatory(choices: { none?: Slot; operandSize?: Slot; repeat?: Slot; repeatNot?: Slot }): PrefixSlot {
+  return { ...byPrefix(choices), strict: true };
+}
+export function byMod(memory: Slot | undefined, register: Slot | undefined): ModSlot {
+  return { kind: 'mod', memory, register };
 }
 export function byMode(legacy: Slot | undefined, long: Slot | undefined): ModeSlot {
   return { kind: 'mode', legacy, long };

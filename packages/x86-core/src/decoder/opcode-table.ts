@@ -41,6 +41,7 @@ export function* allEntries(table: OpcodeTable): Generator<{ map: number; opcode
         for (const inner of [slot.none, slot.operandSize, slot.repeat, slot.repeatNot]) yield* visit(inner, map, opcode);
         return;
       case 'mode': yield* visit(slot.legacy, map, opcode); yield* visit(slot.long, map, opcode); return;
+      case 'mod': yield* visit(slot.memory, map, opcode); yield* visit(slot.register, map, opcode); return;
     }
   };
   for (let map = 0; map < table.maps.length; map++) {

@@ -1,5 +1,7 @@
 import { EntryFlag as F, UndefinedFlags as U, byPrefix, byRm, entry, group, type Slot } from './opcode-entry.js';
 import { CONDITION_NAMES } from './table-one-byte.js';
+import { addSseFloat, addSseFloat38, addSseFloat3A } from './table-sse.js';
+import { addSimdInteger, addSimdInteger38, addSimdInteger3A } from './table-simd-integer.js';
 
 const P = F.Privileged;
 
@@ -73,9 +75,18 @@ export function twoByteMap(): Array<Slot | undefined> {
   map[0xab] = entry('bts', 'Ev,Gv', 'bitTest', { sub: 1, flags: F.Lockable, undefinedFlags: U.bitTest });
   map[0xac] = entry('shrd', 'Ev,Gv,Ib', 'shrd', { undefinedFlags: U.doubleShift });
   map[0xad] = entry('shrd', 'Ev,Gv,CL', 'shrd', { undefinedFlags: U.doubleShift });
-  // 0F AE: fences and CLFLUSH are no-ops for an in-order interpreter; FXSAVE/FXRSTOR (x87 part only) need FXSR.
+  // 0F AE: fences and CLFLUSH are no-ops for an in-order interpreter; FXSAVE/FXRSTOR need FXSR, LDMXCSR/STMXCSR SSE.
   map[0xae] = group(
-    [entry('fxsave', 'M', 'fxsave', { sub: 0, feature: 'fxsr' }), entry('fxrstor', 'M', 'fxsave', { sub: 1, feature: 'fxsr' }), undefined, undefined, undefined, undefined, undefined, entry('clflush', 'Mb', 'nop', { flags: F.MemoryOnly })],
+    [
+      entry('fxsave', 'M', 'fxsave', { sub: 0, feature: 'fxsr' }),
+      entry('fxrstor', 'M', 'fxsave', { sub: 1, feature: 'fxsr' }),
+      entry('ldmxcsr', 'Md', 'mxcsr', { sub: 0, feature: 'sse', flags: F.MemoryOnly }),
+      entry('stmxcsr', 'Md', 'mxcsr', { sub: 1, feature: 'sse', flags: F.MemoryOnly }),
+      undefined,
+      undefined,
+      undefined,
+      entry('clflush', 'Mb', 'nop', { flags: F.MemoryOnly }),
+    ],
     [undefined, undefined, undefined, undefined, undefined, entry('lfence', '', 'nop'), entry('mfence', '', 'nop'), entry('sfence', '', 'nop')],
   );
   map[0xaf] = entry('imul', 'Gv,Ev', 'imul', { undefinedFlags: U.multiply });
@@ -112,6 +123,8 @@ export function twoByteMap(): Array<Slot | undefined> {
   map[0xc7] = group([undefined, entry('cmpxchg8b', 'Mq', 'cmpxchgPair', { flags: F.MemoryOnly | F.Lockable, feature: 'cx8' })]);
   for (let r = 0; r < 8; r++) map[0xc8 + r] = entry('bswap', 'Zv', 'bswap');
   map[0xff] = entry('ud0', 'Gv,Ev', 'ud');
+  addSseFloat(map);
+  addSimdInteger(map);
   return map;
 }
 
@@ -120,10 +133,15 @@ export function threeByte38Map(): Array<Slot | undefined> {
   const map: Array<Slot | undefined> = new Array<Slot | undefined>(256).fill(undefined);
   map[0xf0] = byPrefix({ none: entry('movbe', 'Gv,Mv', 'movbe', { sub: 0, feature: 'movbe', flags: F.MemoryOnly }), operandSize: entry('movbe', 'Gv,Mv', 'movbe', { sub: 0, feature: 'movbe', flags: F.MemoryOnly }) });
   map[0xf1] = byPrefix({ none: entry('movbe', 'Mv,Gv', 'movbe', { sub: 1, feature: 'movbe', flags: F.MemoryOnly }), operandSize: entry('movbe', 'Mv,Gv', 'movbe', { sub: 1, feature: 'movbe', flags: F.MemoryOnly }) });
+  addSseFloat38(map);
+  addSimdInteger38(map);
   return map;
 }
 
-/** The 0F 3A map: SSE4/AES/VEX only, nothing general-purpose yet. */
+/** The 0F 3A map: SSE4/AES/VEX only, nothing general-purpose. */
 export function threeByte3AMap(): Array<Slot | undefined> {
-  return new Array<Slot | undefined>(256).fill(undefined);
+  const map: Array<Slot | undefined> = new Array<Slot | undefined>(256).fill(undefined);
+  addSseFloat3A(map);
+  addSimdInteger3A(map);
+  return map;
 }

@@ -1,6 +1,6 @@
 import {
-  CONTROL, EXCHANGE, NO_WAIT, STORE_POP, UNORDERED, X87Control as CONTROL_OPERATION, X87Environment as ENVIRONMENT, X87Form as FORM, X87Load as LOAD,
-  X87Operation as OPERATION, X87Store as STORE, X87Unary as UNARY,
+  CONTROL, EXCHANGE, NO_WAIT, STORE_POP, STORE_TRUNCATE, UNORDERED, X87Control as CONTROL_OPERATION, X87Environment as ENVIRONMENT, X87Form as FORM, X87Load as LOAD,
+  X87Operation as OPERATION, X87Store as STORE, X87Transcendental as TRANSCENDENTAL, X87Unary as UNARY,
 } from '../fpu/x87-codes.js';
 import { byRm, entry, group, type OpcodeEntry, type Slot } from './opcode-entry.js';
 
@@ -8,8 +8,8 @@ import { byRm, entry, group, type OpcodeEntry, type Slot } from './opcode-entry.
  * The x87 escapes D8–DF (Intel SDM vol. 2, tables A-7 to A-22). `sub` values
  * are the codes of src/fpu/x87-codes.ts (FCMOVcc: the Jcc condition code;
  * FCOM/FUCOM register forms: the number of pops). Encodings left out (the
- * transcendentals, FISTTP without SSE3, the undocumented aliases) keep the
- * `fpuEscape` entry: #NM when CR0.EM/TS ask for it, #UD otherwise.
+ * undocumented aliases, FNENI/FNDISI/FNSETPM) keep the `fpuEscape` entry:
+ * #NM when CR0.EM/TS ask for it, #UD otherwise. FISTTP needs SSE3.
  */
 
 const ARITHMETIC = ['fadd', 'fmul', 'fcom', 'fcomp', 'fsub', 'fsubr', 'fdiv', 'fdivr'] as const;
@@ -35,6 +35,10 @@ function load(name: string, operand: string, source: number): OpcodeEntry {
 function store(name: string, operand: string, target: number): OpcodeEntry {
   return entry(name, operand, 'x87Store', { sub: target });
 }
+/** FISTTP (SSE3): a truncating integer store that pops. */
+function storeTruncating(operand: string, target: number): OpcodeEntry {
+  return entry('fisttp', operand, 'x87Store', { sub: target | STORE_POP | STORE_TRUNCATE, feature: 'sse3' });
+}
 function control(name: string, operand: string, operation: number, noWait = false): OpcodeEntry {
   return entry(name, operand, 'x87Control', { sub: operation | CONTROL | (noWait ? NO_WAIT : 0) });
 }
@@ -44,6 +48,9 @@ function environment(name: string, operation: number): OpcodeEntry {
 }
 function unary(name: string, operation: number): OpcodeEntry {
   return entry(name, '', 'x87Unary', { sub: operation });
+}
+function transcendental(name: string, operation: number): OpcodeEntry {
+  return entry(name, '', 'x87Transcendental', { sub: operation });
 }
 
 /** Slots D8–DF of the one-byte map. */
@@ -65,11 +72,14 @@ export function x87Escapes(): Array<Slot | undefined> {
       byRm(fill([unary('fchs', UNARY.changeSign), unary('fabs', UNARY.absolute), undefined, undefined, unary('ftst', UNARY.test), unary('fxam', UNARY.examine)])),
       byRm(fill(['fld1', 'fldl2t', 'fldl2e', 'fldpi', 'fldlg2', 'fldln2', 'fldz'].map((name, index) => load(name, '', LOAD.constant + index)))),
       byRm(fill([
-        undefined, undefined, undefined, undefined, unary('fxtract', UNARY.extract), unary('fprem1', UNARY.remainderNearest),
+        transcendental('f2xm1', TRANSCENDENTAL.powerMinusOne), transcendental('fyl2x', TRANSCENDENTAL.logarithm), transcendental('fptan', TRANSCENDENTAL.tangent),
+        transcendental('fpatan', TRANSCENDENTAL.arcTangent), unary('fxtract', UNARY.extract), unary('fprem1', UNARY.remainderNearest),
         entry('fdecstp', '', 'x87Control', { sub: CONTROL_OPERATION.decrementTop }), entry('fincstp', '', 'x87Control', { sub: CONTROL_OPERATION.incrementTop }),
       ])),
       byRm(fill([
-        unary('fprem', UNARY.remainder), undefined, unary('fsqrt', UNARY.squareRoot), undefined, unary('frndint', UNARY.roundToInteger), unary('fscale', UNARY.scale),
+        unary('fprem', UNARY.remainder), transcendental('fyl2xp1', TRANSCENDENTAL.logarithmPlusOne), unary('fsqrt', UNARY.squareRoot),
+        transcendental('fsincos', TRANSCENDENTAL.sineCosine), unary('frndint', UNARY.roundToInteger), unary('fscale', UNARY.scale),
+        transcendental('fsin', TRANSCENDENTAL.sine), transcendental('fcos', TRANSCENDENTAL.cosine),
       ])),
     ]),
   );
@@ -86,7 +96,7 @@ export function x87Escapes(): Array<Slot | undefined> {
   );
   const db = group(
     fill([
-      load('fild', 'Md', LOAD.int32), undefined, store('fist', 'Md', STORE.int32), store('fistp', 'Md', STORE.int32 | STORE_POP), undefined,
+      load('fild', 'Md', LOAD.int32), storeTruncating('Md', STORE.int32), store('fist', 'Md', STORE.int32), store('fistp', 'Md', STORE.int32 | STORE_POP), undefined,
       load('fld', 'Mt', LOAD.extended), undefined, store('fstp', 'Mt', STORE.extended | STORE_POP),
     ]),
     fill([
@@ -110,7 +120,7 @@ export function x87Escapes(): Array<Slot | undefined> {
   const dc = group(arithmeticMemory(ARITHMETIC, 'Mq', FORM.float64), stackTopSecond(false));
   const dd = group(
     fill([
-      load('fld', 'Mq', LOAD.float64), undefined, store('fst', 'Mq', STORE.float64), store('fstp', 'Mq', STORE.float64 | STORE_POP), environment('frstor', ENVIRONMENT.restore), undefined,
+      load('fld', 'Mq', LOAD.float64), storeTruncating('Mq', STORE.int64), store('fst', 'Mq', STORE.float64), store('fstp', 'Mq', STORE.float64 | STORE_POP), environment('frstor', ENVIRONMENT.restore), undefined,
       environment('fnsave', ENVIRONMENT.save),
       control('fnstsw', 'Mw', CONTROL_OPERATION.storeStatusMemory, true),
     ]),
@@ -124,7 +134,7 @@ export function x87Escapes(): Array<Slot | undefined> {
   const de = group(arithmeticMemory(INTEGER_ARITHMETIC, 'Mw', FORM.int16), deRegister);
   const df = group(
     fill([
-      load('fild', 'Mw', LOAD.int16), undefined, store('fist', 'Mw', STORE.int16), store('fistp', 'Mw', STORE.int16 | STORE_POP),
+      load('fild', 'Mw', LOAD.int16), storeTruncating('Mw', STORE.int16), store('fist', 'Mw', STORE.int16), store('fistp', 'Mw', STORE.int16 | STORE_POP),
       load('fbld', 'Mt', LOAD.bcd), load('fild', 'Mq', LOAD.int64), store('fbstp', 'Mt', STORE.bcd | STORE_POP), store('fistp', 'Mq', STORE.int64 | STORE_POP),
     ]),
     fill([

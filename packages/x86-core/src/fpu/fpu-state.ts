@@ -63,8 +63,8 @@ export class FpuState {
 
   /**
    * Power-up/RESET state (SDM vol. 3, table 9-1): control 0x0040, status 0,
-   * tag word 0x5555 (every register holds +0.0). INIT is documented to leave
-   * the x87 unchanged; the CPU does not tell the two apart yet.
+   * tag word 0x5555 (every register holds +0.0). INIT leaves the x87
+   * unchanged, so the CPU calls this only at power-up and RESET.
    */
   powerOn(): void {
     this.initialize();

@@ -20,6 +20,8 @@ export const X87Load = { float32: 0, float64: 1, extended: 2, register: 3, int16
 /** `x87Store` destinations (bits 3:0); STORE_POP pops afterwards. */
 export const X87Store = { float32: 0, float64: 1, extended: 2, register: 3, int16: 4, int32: 5, int64: 6, bcd: 7 } as const;
 export const STORE_POP = 0x10;
+/** FISTTP: the integer store truncates whatever the rounding control says (it always pops too). */
+export const STORE_TRUNCATE = 0x20;
 
 /** `x87Exchange`: FXCH; any other value is the FCMOVcc condition code. */
 export const EXCHANGE = 16;
@@ -38,3 +40,8 @@ export const X87Unary = {
 
 /** `x87Environment` (low byte). */
 export const X87Environment = { load: 0, store: 1, restore: 2, save: 3 } as const;
+
+/** `x87Transcendental` (low byte): the first four are `Trigonometric` operations of softfloat. */
+export const X87Transcendental = {
+  sine: 0, cosine: 1, tangent: 2, sineCosine: 3, powerMinusOne: 4, arcTangent: 5, logarithm: 6, logarithmPlusOne: 7,
+} as const;

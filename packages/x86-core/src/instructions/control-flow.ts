@@ -12,6 +12,7 @@ import {
   readDescriptor,
 } from '../system/segmentation.js';
 import { transferThroughGate } from '../system/call-gates.js';
+import { farTaskTransfer, isTaskDescriptor, returnFromNestedTask } from '../system/task-switch.js';
 import { writeFlagsChecked } from './data-transfer.js';
 import { memoryLinear, readAddressRegister, readValue, wrapAddress, writeAddressRegister } from './operands.js';
 
@@ -94,7 +95,7 @@ export function jcxz(cpu: Cpu, instruction: Instruction): void {
   if (readAddressRegister(cpu, Reg.RCX, instruction.addressSize) === 0) cpu.rip = target(cpu, cpu.rip + instruction.immediate, instruction.operandSize);
 }
 
-/** Far JMP/CALL to `selector:offset` (direct code segments; call gates and task switches are not implemented yet). */
+/** Far JMP/CALL to `selector:offset`: a code segment, a call gate, or a task switch through a TSS or task gate. */
 function farTransfer(cpu: Cpu, selector: number, offset: number, size: number, isCall: boolean): void {
   selector &= 0xffff;
   if (isRealOrVirtual8086(cpu)) {
@@ -109,8 +110,9 @@ function farTransfer(cpu: Cpu, selector: number, offset: number, size: number, i
   }
   const slot = cpu.descriptorScratch;
   if ((selector & 0xfffc) !== 0 && readDescriptor(cpu, selector, slot) && (attributesOf(slot.high) & SegAttr.S) === 0) {
-    // A system descriptor: a call gate (task gates and TSSs fault there).
-    transferThroughGate(cpu, selector, isCall, slot);
+    // A system descriptor: a TSS or task gate switches tasks (outside long mode), a call gate transfers.
+    if (!cpu.isLongMode() && isTaskDescriptor((slot.high >> 8) & 0x1f)) farTaskTransfer(cpu, selector, isCall, slot);
+    else transferThroughGate(cpu, selector, isCall, slot);
     return;
   }
   const cpl = checkFarCodeTarget(cpu, selector, slot);
@@ -241,8 +243,10 @@ export function iret(cpu: Cpu, instruction: Instruction): void {
   const size = instruction.operandSize;
   cpu.nmiBlocked = false;
   if (isRealOrVirtual8086(cpu)) {
-    if ((cpu.flags.bits & Flag.VM) !== 0) cpu.fault(Vector.GP, 0);
+    // In virtual-8086 mode IRET is IOPL-sensitive; at IOPL 3 it works as in real mode (IOPL itself stays).
+    if ((cpu.flags.bits & Flag.VM) !== 0 && ((cpu.flags.bits >> 12) & 3) < 3) cpu.fault(Vector.GP, 0);
     const destination = stackValue(cpu, 0, size);
+    if (destination > 0xffff && (cpu.flags.bits & Flag.VM) !== 0) cpu.fault(Vector.GP, 0);
     const selector = cpu.peek(size, 2) & 0xffff;
     const flags = stackValue(cpu, 2 * size, size);
     cpu.setStackPointer(wrapStack(cpu, cpu.stackPointer() + 3 * size));
@@ -253,18 +257,39 @@ export function iret(cpu: Cpu, instruction: Instruction): void {
   }
   const long = cpu.isLongMode();
   if ((cpu.flags.bits & Flag.NT) !== 0) {
-    // Returning from a nested task needs task switching, which is not implemented.
+    // Back to the task this one was nested in (no task switching in long mode).
     if (long) cpu.fault(Vector.GP, 0);
-    cpu.fault(Vector.GP, cpu.trSelector & 0xfffc);
+    returnFromNestedTask(cpu);
+    return;
   }
   const flags = stackValue(cpu, 2 * size, size);
-  if (!long && (flags & Flag.VM) !== 0 && cpu.cpl === 0) {
-    // Returning to virtual-8086 mode is not implemented.
-    cpu.fault(Vector.GP, 0);
+  if (!long && (flags & Flag.VM) !== 0 && cpu.cpl === 0 && size === 4) {
+    returnToVirtual8086(cpu, flags);
+    return;
   }
   returnTo(cpu, size, 0, 2 * size, cpu.codeMode === CodeMode.Bits64);
   cpu.refreshAllSegments();
   cpu.attention = true;
+}
+
+/**
+ * IRETD at CPL 0 with VM set in the EFLAGS image: pops EIP, CS, EFLAGS, ESP,
+ * SS, ES, DS, FS, GS and continues in virtual-8086 mode at CPL 3.
+ */
+function returnToVirtual8086(cpu: Cpu, flags: number): void {
+  const eip = stackValue(cpu, 0, 4);
+  if (eip > 0xffff) cpu.fault(Vector.GP, 0);
+  const stackPointer = stackValue(cpu, 12, 4);
+  // Stack slots above ESP, by segment number (ES, CS, SS, DS, FS, GS).
+  const values = [cpu.peek(20, 2), cpu.peek(4, 2), cpu.peek(16, 2), cpu.peek(24, 2), cpu.peek(28, 2), cpu.peek(32, 2)];
+  cpu.setFlags(flags);
+  cpu.cpl = 3;
+  const attributes = SegAttr.P | SegAttr.S | SegAttr.WRITABLE | SegAttr.ACCESSED | (3 << SegAttr.DPL_SHIFT);
+  for (let seg = 0; seg < 6; seg++) cpu.setSegmentCache(seg, values[seg]! & 0xffff, (values[seg]! & 0xffff) << 4, 0xffff, attributes);
+  cpu.low[Reg.RSP] = stackPointer;
+  cpu.high[Reg.RSP] = 0;
+  cpu.rip = eip;
+  cpu.refreshAllSegments();
 }
 
 export function int(cpu: Cpu, instruction: Instruction): void {

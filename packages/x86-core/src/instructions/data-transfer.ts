@@ -238,6 +238,8 @@ export function movFromSeg(cpu: Cpu, instruction: Instruction): void {
 
 function inhibitInterrupts(cpu: Cpu): void {
   cpu.inhibitUntil = cpu.instructionCount + 2;
+  // After MOV SS / POP SS, debug traps (single step, data breakpoints) also wait for the next instruction.
+  cpu.debugInhibitUntil = cpu.instructionCount + 2;
   cpu.attention = true;
 }
 

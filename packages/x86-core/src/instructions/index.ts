@@ -22,7 +22,16 @@ import { x87Arithmetic, x87CompareFlags, x87CompareRegister } from './x87-arithm
 import { x87Control, x87Wait } from './x87-control.js';
 import { x87Environment } from './x87-environment.js';
 import { fxsave } from './x87-fxsave.js';
+import { emms, simdInteger, simdMove, simdShift, simdShuffle } from './simd-integer.js';
+import { crc32, maskedMove, simdExtend, simdExtract, simdInsert, simdSpecial, stringCompare } from './simd-integer-sse4.js';
+import { mxcsr } from './sse-control.js';
+import { sseMove, sseMoveScalar, ssePartialMove } from './sse-move.js';
+import { sseApproximate, sseArithmetic, sseCompare, sseCompareFlags, sseHorizontal } from './sse-arithmetic.js';
+import { sseDotProduct, sseRound } from './sse4-float.js';
+import { sseConvert } from './sse-convert.js';
+import { sseExtract, sseLogic, sseMoveMask, sseShuffle } from './sse-shuffle.js';
 import { x87Exchange, x87Load, x87Store } from './x87-load-store.js';
+import { x87Transcendental } from './x87-transcendental.js';
 import { x87Unary } from './x87-unary.js';
 
 /** Every handler the opcode table names. */
@@ -34,7 +43,10 @@ export const HANDLERS: Readonly<Record<HandlerName, InstructionRun>> = {
   aas, aam, aad, salc, bitTest, bsf, bsr, popcnt, lzcnt, tzcnt, cpuid, rdtsc, rdtscp, rdmsr, wrmsr, rdpmc, descriptorTable, lldt, sldt,
   ltr, str, lmsw, smsw, invlpg, clts, movFromCr, movToCr, movFromDr, movToDr, lar, lsl, verr, verw, arpl, syscall, sysret, sysenter,
   sysexit, swapgs, loadFarPointer, bound, fpuEscape, movbe, privilegedNop, tooLong,
-  x87Wait, x87Control, x87Load, x87Store, x87Exchange, x87Arithmetic, x87CompareRegister, x87CompareFlags, x87Unary, x87Environment, fxsave,
+  x87Wait, x87Control, x87Load, x87Store, x87Exchange, x87Arithmetic, x87CompareRegister, x87CompareFlags, x87Unary, x87Transcendental, x87Environment, fxsave,
+  mxcsr, sseMove, sseMoveScalar, ssePartialMove, sseArithmetic, sseCompare, sseCompareFlags, sseHorizontal, sseApproximate, sseLogic,
+  sseShuffle, sseMoveMask, sseExtract, sseConvert, sseRound, sseDotProduct,
+  simdInteger, simdShift, simdShuffle, simdMove, simdInsert, simdExtract, simdSpecial, simdExtend, maskedMove, emms, stringCompare, crc32,
 };
 
 /** The routine for a decoded instruction: a specialised fast path when there is one, else the table's handler. */

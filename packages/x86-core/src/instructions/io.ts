@@ -22,12 +22,14 @@ export function checkIoPermission(cpu: Cpu, port: number, size: number): void {
 }
 
 export function portRead(cpu: Cpu, port: number, size: AccessSize): number {
+  if (cpu.breakpointMask > 0xff) cpu.checkIoBreakpoints(port & 0xffff, size);
   const value = cpu.io.read(port & 0xffff, size);
   cpu.noteDeviceAccess();
   return value;
 }
 
 export function portWrite(cpu: Cpu, port: number, size: AccessSize, value: number): void {
+  if (cpu.breakpointMask > 0xff) cpu.checkIoBreakpoints(port & 0xffff, size);
   const masked = size === 4 ? value >>> 0 : value & (size === 1 ? 0xff : 0xffff);
   cpu.io.write(port & 0xffff, size, masked);
   cpu.noteDeviceAccess();

@@ -17,10 +17,10 @@ describe('CPUID', () => {
   test('vendor strings and feature bits per model', () => {
     const max = run(64, 'xor eax, eax\ncpuid\nmov r8, rbx\nmov r9, rdx\nmov r10, rcx\nmov eax, 1\ncpuid');
     expect(text(max.reg(Reg.R8), max.reg(Reg.R9), max.reg(Reg.R10))).toBe('GenuineIntel');
-    // POPCNT is ECX bit 23 on tsvirt-max; no FPU (EDX bit 0) and no SSE2 (EDX bit 26) until the FPU exists.
+    // POPCNT is ECX bit 23 on tsvirt-max; FPU (EDX bit 0) and SSE2 (EDX bit 26).
     expect((max.reg(Reg.RCX) >> 23n) & 1n).toBe(1n);
-    expect(max.reg(Reg.RDX) & 1n).toBe(0n);
-    expect((max.reg(Reg.RDX) >> 26n) & 1n).toBe(0n);
+    expect(max.reg(Reg.RDX) & 1n).toBe(1n);
+    expect((max.reg(Reg.RDX) >> 26n) & 1n).toBe(1n);
     const qemu = run(64, 'mov eax, 1\ncpuid\nmov r8, rcx\nmov eax, 0x80000001\ncpuid', { machine: { model: 'qemu64' } });
     expect((qemu.reg(Reg.R8) >> 23n) & 1n).toBe(0n);
     // Long mode (bit 29), NX (bit 20) and SYSCALL (bit 11) in extended EDX.

@@ -294,6 +294,7 @@ export function movToCr(cpu: Cpu, instruction: Instruction): void {
       const changed = cpu.cr4 ^ low;
       cpu.cr4 = low;
       if ((changed & (Cr4.PAE | Cr4.PSE | Cr4.PGE)) !== 0) cpu.flushTranslations();
+      if ((changed & Cr4.DE) !== 0) cpu.updateBreakpoints();
       return;
     }
     case 8:
@@ -314,21 +315,30 @@ function debugIndex(cpu: Cpu, index: number): number {
   return index;
 }
 
+/** DR7.GD: any MOV to or from a debug register raises #DB (DR6.BD) first. */
+function checkGeneralDetect(cpu: Cpu): void {
+  if ((cpu.debug[7]! & 0x2000) !== 0) cpu.debugFault(0x2000);
+}
+
 export function movFromDr(cpu: Cpu, instruction: Instruction): void {
   requirePrivilege0(cpu);
-  const value = cpu.debug[debugIndex(cpu, instruction.regField)]!;
+  const index = debugIndex(cpu, instruction.regField);
+  checkGeneralDetect(cpu);
+  const value = cpu.debug[index]!;
   cpu.writeRegister(instruction.rmField, instruction.operandSize, value | 0, Math.floor(value / TWO_32) | 0);
 }
 
 export function movToDr(cpu: Cpu, instruction: Instruction): void {
   requirePrivilege0(cpu);
   const index = debugIndex(cpu, instruction.regField);
+  checkGeneralDetect(cpu);
   const register = instruction.rmField;
   const high = instruction.operandSize === 8 ? cpu.high[register]! : 0;
   let value = high * TWO_32 + (cpu.low[register]! >>> 0);
   if (index === 6) value = (value >>> 0) | 0xffff0ff0;
-  else if (index === 7) value = ((value >>> 0) & ~0xd000) | 0x400;
+  else if (index === 7) value = (((value >>> 0) & ~0xd000) | 0x400) >>> 0;
   cpu.debug[index] = value;
+  if (index === 7) cpu.updateBreakpoints();
 }
 
 /** Descriptor checks shared by LAR, LSL, VERR, VERW: returns the attributes, or -1 when ZF must be cleared. */

@@ -4,7 +4,7 @@ import { FpuStatus } from '../fpu/fpu-state.js';
 import { X87Control } from '../fpu/x87-codes.js';
 import { Cr0, Reg, Vector } from '../state/registers.js';
 import { memoryLinear } from './operands.js';
-import { enterX87 } from './x87-support.js';
+import { enterX87, releaseErrorSignal, signalPendingError } from './x87-support.js';
 
 
 /** Bit 6 of the control word reads as one; bits 13–15 and 7 read as zero (SDM vol. 1, figure 8-6). */
@@ -12,14 +12,19 @@ export function normalizeControlWord(value: number): number {
   return (value & 0x1f3f) | 0x40;
 }
 
-/** FWAIT/WAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF for a pending unmasked exception (CR0.NE). */
+/** FWAIT/WAIT: #NM only when CR0.MP and CR0.TS are both set, then a pending unmasked exception (#MF, or FERR# with CR0.NE clear). */
 export function x87Wait(cpu: Cpu, _instruction: Instruction): void {
   if ((cpu.cr0 & (Cr0.TS | Cr0.MP)) === (Cr0.TS | Cr0.MP)) cpu.fault(Vector.NM);
-  if ((cpu.fpu.status & FpuStatus.ES) !== 0 && (cpu.cr0 & Cr0.NE) !== 0) cpu.fault(Vector.MF);
+  if ((cpu.fpu.status & FpuStatus.ES) !== 0) signalPendingError(cpu);
 }
 
 /** FNINIT, FNCLEX, FNSTSW, FNSTCW, FLDCW, FNOP, FINCSTP, FDECSTP, FFREE. */
 export function x87Control(cpu: Cpu, instruction: Instruction): void {
+  control(cpu, instruction);
+  releaseErrorSignal(cpu);
+}
+
+function control(cpu: Cpu, instruction: Instruction): void {
   const fpu = enterX87(cpu, instruction);
   switch (instruction.sub & 0xff) {
     case X87Control.init:

@@ -5,7 +5,7 @@ import { X87Environment } from '../fpu/x87-codes.js';
 import { isRealOrVirtual8086 } from '../system/segmentation.js';
 import { memoryLinear } from './operands.js';
 import { normalizeControlWord } from './x87-control.js';
-import { enterX87 } from './x87-support.js';
+import { enterX87, releaseErrorSignal } from './x87-support.js';
 
 
 /**
@@ -33,6 +33,7 @@ export function x87Environment(cpu: Cpu, instruction: Instruction): void {
         cpu.writeLinear(at + 8, 2, fpu.signExponent[register]!, 0);
       }
       fpu.initialize();
+      releaseErrorSignal(cpu);
     } else {
       // FNSTENV masks every exception after storing the environment.
       fpu.control |= FpuStatus.exceptions;
@@ -40,6 +41,7 @@ export function x87Environment(cpu: Cpu, instruction: Instruction): void {
     return;
   }
   loadEnvironment(cpu, fpu, linear, small, real, operation === X87Environment.restore ? environmentSize : -1);
+  releaseErrorSignal(cpu);
 }
 
 /** Writes field `index` of the environment (2 bytes each in the 14-byte layout, 4 in the 28-byte one). */

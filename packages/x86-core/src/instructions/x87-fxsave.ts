@@ -1,17 +1,21 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
 import type { Instruction } from '../decoder/instruction.js';
 import { FpuStatus } from '../fpu/fpu-state.js';
-import { Cr0, Vector } from '../state/registers.js';
+import { CodeMode } from '../decoder/instruction.js';
+import { MXCSR_MASK } from '../fpu/sse-state.js';
+import { Cr0, Cr4, Vector } from '../state/registers.js';
 import { memoryLinear } from './operands.js';
 import { normalizeControlWord } from './x87-control.js';
+import { releaseErrorSignal } from './x87-support.js';
 
 /**
- * FXSAVE (`sub` 0) and FXRSTOR (`sub` 1): the x87 part of the 512-byte image
- * (SDM vol. 1, table 10-2): FCW, FSW, the abridged tag byte, FOP, FIP/FCS,
- * FDP/FDS (64-bit pointers with REX.W) and ST(0)…ST(7) in 16-byte slots.
- * There is no SSE state yet, so MXCSR, MXCSR_MASK and the XMM registers
- * (bytes 24–31 and 160 on) are neither written nor read: that is the SSE
- * work's, and no CPU model advertises FXSR until then.
+ * FXSAVE (`sub` 0) and FXRSTOR (`sub` 1): the 512-byte image (SDM vol. 1,
+ * table 10-2): FCW, FSW, the abridged tag byte, FOP, FIP/FCS, FDP/FDS (64-bit
+ * pointers with REX.W), MXCSR at 24, MXCSR_MASK at 28, ST(0)…ST(7) in
+ * 16-byte slots from 32 and XMM0–XMM7 (XMM0–XMM15 in 64-bit mode) from 160.
+ * MXCSR and the XMM registers are saved and restored only with CR4.OSFXSR
+ * set (the SDM leaves it to the implementation; QEMU and Intel skip them);
+ * FXRSTOR of an MXCSR with reserved bits set raises #GP(0) and changes nothing.
  */
 export function fxsave(cpu: Cpu, instruction: Instruction): void {
   // FXSAVE/FXRSTOR check EM and TS but never wait for pending x87 exceptions.
@@ -41,8 +45,22 @@ export function fxsave(cpu: Cpu, instruction: Instruction): void {
       cpu.writeLinear(at, 8, fpu.low[register]! | 0, fpu.high[register]! | 0);
       cpu.writeLinear(at + 8, 8, fpu.signExponent[register]!, 0);
     }
+    if ((cpu.cr4 & Cr4.OSFXSR) !== 0) {
+      const sse = cpu.sse;
+      cpu.writeLinear(linear + 24, 4, sse.mxcsr, 0);
+      cpu.writeLinear(linear + 28, 4, MXCSR_MASK, 0);
+      const count = cpu.codeMode === CodeMode.Bits64 ? 64 : 32;
+      for (let lane = 0; lane < count; lane += 2) cpu.writeLinear(linear + 160 + lane * 4, 8, sse.xmm[lane]! | 0, sse.xmm[lane + 1]! | 0);
+    }
     return;
   }
+  const withSse = (cpu.cr4 & Cr4.OSFXSR) !== 0;
+  const mxcsr = withSse ? cpu.readLinear(linear + 24, 4) >>> 0 : 0;
+  if ((mxcsr & ~MXCSR_MASK) !== 0) cpu.fault(Vector.GP, 0);
+  // The XMM image goes to a scratch copy first: a fault part-way must change nothing.
+  const xmmCount = withSse ? (cpu.codeMode === CodeMode.Bits64 ? 64 : 32) : 0;
+  const xmmScratch = cpu.sse.restoreScratch;
+  for (let lane = 0; lane < xmmCount; lane++) xmmScratch[lane] = cpu.readLinear(linear + 160 + lane * 4, 4);
   // Read everything (registers into scratch) before changing anything.
   const control = cpu.readLinear(linear, 2);
   const status = cpu.readLinear(linear + 2, 2);
@@ -63,6 +81,7 @@ export function fxsave(cpu: Cpu, instruction: Instruction): void {
   fpu.setStatusWord(status);
   if ((fpu.status & ~fpu.control & FpuStatus.exceptions) !== 0) fpu.status |= FpuStatus.ES | FpuStatus.B;
   else fpu.status &= ~(FpuStatus.ES | FpuStatus.B);
+  releaseErrorSignal(cpu);
   for (let index = 0; index < 8; index++) {
     const register = (fpu.top + index) & 7;
     fpu.low[register] = scratch[index * 3]!;
@@ -71,6 +90,10 @@ export function fxsave(cpu: Cpu, instruction: Instruction): void {
     fpu.empty[index] = (tags >> index) & 1 ? 0 : 1;
   }
   fpu.opcode = opcode;
+  if (withSse) {
+    cpu.sse.mxcsr = mxcsr;
+    for (let lane = 0; lane < xmmCount; lane++) cpu.sse.xmm[lane] = xmmScratch[lane]!;
+  }
   if (wide) {
     fpu.instructionOffset = (instructionHigh | 0) * 4294967296 + instructionLow;
     fpu.dataOffset = (dataHigh | 0) * 4294967296 + dataLow;

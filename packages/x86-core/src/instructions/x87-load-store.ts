@@ -1,7 +1,7 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
 import type { Instruction } from '../decoder/instruction.js';
 import { FpuStatus, type FpuState } from '../fpu/fpu-state.js';
-import { EXCHANGE, STORE_POP, X87Load, X87Store } from '../fpu/x87-codes.js';
+import { EXCHANGE, STORE_POP, STORE_TRUNCATE, X87Load, X87Store } from '../fpu/x87-codes.js';
 import {
   bcdToExtended, extendedToBcd, extendedToIeee, extendedToInteger, FLOAT32, FLOAT64, ieeeToExtended, INDEFINITE_HIGH, INDEFINITE_SIGN_EXPONENT, integerToExtended,
   Rounding,
@@ -111,7 +111,7 @@ export function x87Load(cpu: Cpu, instruction: Instruction): void {
 
 const STORE_SIZES = [4, 8, 10, 0, 2, 4, 8, 10] as const;
 
-/** FST, FSTP, FIST, FISTP, FBSTP to memory or ST(i). */
+/** FST, FSTP, FIST, FISTP, FISTTP, FBSTP to memory or ST(i). */
 export function x87Store(cpu: Cpu, instruction: Instruction): void {
   const fpu = enterX87(cpu, instruction);
   const target = instruction.sub & 0xf;
@@ -141,13 +141,14 @@ export function x87Store(cpu: Cpu, instruction: Instruction): void {
   }
   const value = fpu.first;
   fpu.read(0, value);
+  const truncate = (instruction.sub & STORE_TRUNCATE) !== 0;
   switch (target) {
     case X87Store.float32: flags = extendedToIeee(value, FLOAT32, fpu.control, result); break;
     case X87Store.float64: flags = extendedToIeee(value, FLOAT64, fpu.control, result); break;
     case X87Store.extended: break;
-    case X87Store.int16: flags = extendedToInteger(value, 16, fpu.control, result); break;
-    case X87Store.int32: flags = extendedToInteger(value, 32, fpu.control, result); break;
-    case X87Store.int64: flags = extendedToInteger(value, 64, fpu.control, result); break;
+    case X87Store.int16: flags = extendedToInteger(value, 16, fpu.control, result, truncate); break;
+    case X87Store.int32: flags = extendedToInteger(value, 32, fpu.control, result, truncate); break;
+    case X87Store.int64: flags = extendedToInteger(value, 64, fpu.control, result, truncate); break;
     default: flags = extendedToBcd(value, fpu.control, result); break;
   }
   // An unmasked exception on a store to memory writes nothing and leaves the stack as it was.

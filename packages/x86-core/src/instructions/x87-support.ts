@@ -9,14 +9,12 @@ import { effectiveOffset } from './operands.js';
 
 /**
  * What every x87 instruction does first: #NM when CR0.EM or CR0.TS is set,
- * then (waiting forms) #MF for a pending unmasked exception when CR0.NE is
- * set. With NE clear the processor would signal FERR# to the chipset (IRQ 13);
- * that legacy path is not modelled, so the instruction simply proceeds.
+ * then (waiting forms) the pending-exception check of `signalPendingError`.
  */
 export function enterX87(cpu: Cpu, instruction: Instruction): FpuState {
   const fpu = cpu.fpu;
   if ((cpu.cr0 & (Cr0.EM | Cr0.TS)) !== 0) cpu.fault(Vector.NM);
-  if ((instruction.sub & NO_WAIT) === 0 && (fpu.status & FpuStatus.ES) !== 0 && (cpu.cr0 & Cr0.NE) !== 0) cpu.fault(Vector.MF);
+  if ((instruction.sub & NO_WAIT) === 0 && (fpu.status & FpuStatus.ES) !== 0) signalPendingError(cpu);
   if ((instruction.sub & CONTROL) === 0) {
     fpu.instructionOffset = cpu.currentRip;
     fpu.instructionSelector = cpu.segmentSelector[Seg.CS]!;
@@ -27,6 +25,22 @@ export function enterX87(cpu: Cpu, instruction: Instruction): FpuState {
     }
   }
   return fpu;
+}
+
+/**
+ * A waiting x87 instruction (or WAIT) with an unmasked exception pending:
+ * #MF when CR0.NE is set; with NE clear, FERR# and a freeze until an
+ * interrupt or IGNNE# (when the platform wired FERR#; without it, and while
+ * IGNNE# is asserted, the instruction proceeds).
+ */
+export function signalPendingError(cpu: Cpu): void {
+  if ((cpu.cr0 & Cr0.NE) !== 0) cpu.fault(Vector.MF);
+  if (cpu.floatingPointError !== undefined && !cpu.ignoringNumericError) cpu.freezeOnFloatingPointError();
+}
+
+/** FERR# goes inactive once ES is clear (FNCLEX, FNINIT, FLDCW, FLDENV, FRSTOR, FXRSTOR, FNSAVE). */
+export function releaseErrorSignal(cpu: Cpu): void {
+  if (cpu.floatingPointErrorAsserted && (cpu.fpu.status & FpuStatus.ES) === 0) cpu.setFloatingPointError(false);
 }
 
 /**

@@ -211,7 +211,10 @@ describe('x87 exceptions and CR0', () => {
     expect(word(48 + 8)).toBe(0x3fff);
     expect(machine.cpu.fpu.top).toBe(6);
     expect(machine.cpu.fpu.tagWord()).toBe(0x0fff);
-    expect(run('fxsave [0x200001]\nhlt').vectors[0]).toBe(6);
+    const withoutFxsr = { ...TSVIRT_MAX, features: new Set([...TSVIRT_MAX.features].filter((feature) => feature !== 'fxsr')) };
+    const undefinedOpcode: number[] = [];
+    runAssembly(32, 'fxsave [0x200000]\nhlt', { machine: { model: withoutFxsr, cpuOptions: { events: (event) => { if (event.kind === 'exception') undefinedOpcode.push(event.vector); } } } });
+    expect(undefinedOpcode[0]).toBe(6);
     const misaligned: number[] = [];
     runAssembly(32, 'fxsave [0x200008]\nhlt', { machine: { model, cpuOptions: { events: (event) => { if (event.kind === 'exception') misaligned.push(event.vector); } } } });
     expect(misaligned[0]).toBe(13);

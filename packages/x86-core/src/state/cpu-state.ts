@@ -1,6 +1,7 @@
 import { StateReader, type SavedState } from '@tsvirt/interfaces';
 import type { Cpu } from '../cpu.js';
 import type { FpuState } from '../fpu/fpu-state.js';
+import { MXCSR_MASK } from '../fpu/sse-state.js';
 import { isStored } from '../msr/msr-file.js';
 
 const ADDRESS = 2 ** 53 - 1;
@@ -45,6 +46,13 @@ export interface CpuState extends SavedState {
   readonly shutdown: boolean;
   readonly waitingForStartup: boolean;
   readonly fpu: FpuRecord;
+  readonly sse: SseRecord;
+}
+
+/** XMM0–XMM15 as 64 unsigned 32-bit lanes (register * 4 + lane) and MXCSR. */
+export interface SseRecord {
+  xmm: number[];
+  mxcsr: number;
 }
 
 /** The x87 state: registers by physical number as [signExponent, high, low] triples, the "empty" bit per register. */
@@ -149,6 +157,7 @@ export function saveCpu(cpu: Cpu): CpuState {
     shutdown: run.shutdown,
     waitingForStartup: run.waitingForStartup,
     fpu: saveFpu(cpu.fpu),
+    sse: { xmm: [...cpu.sse.xmm], mxcsr: cpu.sse.mxcsr },
   };
 }
 
@@ -201,6 +210,8 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   const shutdown = reader.boolean('shutdown');
   const waitingForStartup = reader.boolean('waitingForStartup');
   const fpu = readFpu(reader.child('fpu'));
+  const sseReader = reader.child('sse');
+  const sse = { xmm: sseReader.uintArray('xmm', 64, U32, 64), mxcsr: sseReader.uint('mxcsr', MXCSR_MASK) };
 
   // Everything is valid: apply.
   for (let i = 0; i < 16; i++) {
@@ -225,6 +236,7 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   cpu.setLocalDescriptorTable(ldt.selector, ldt.base, ldt.limit);
   cpu.setTaskRegister(tr.selector, tr.base, tr.limit, tr.attributes);
   (debugValues as number[]).forEach((value, index) => { cpu.debug[index] = value; });
+  cpu.updateBreakpoints();
   cpu.halted = halted;
   cpu.inhibitUntil = inhibitUntil;
   cpu.nmiPending = nmiPending;
@@ -236,4 +248,6 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   for (const entry of msrs) cpu.msrs.restoreEntry(entry.index, entry.low, entry.high);
   cpu.setRunState(shutdown, waitingForStartup);
   applyFpu(cpu.fpu, fpu);
+  cpu.sse.xmm.set(sse.xmm);
+  cpu.sse.mxcsr = sse.mxcsr;
 }

@@ -3,7 +3,7 @@ import { GuestRam } from '@tsvirt/memory';
 import { Cpu } from '../cpu.js';
 import type { CpuModel, CpuModelName } from '../cpuid/models.js';
 import { Cr0, Cr4, Efer, Seg } from '../state/registers.js';
-import { ORACLE_CODE_ADDRESS, ORACLE_MEMORY_BASE, ORACLE_MEMORY_SIZE, type OracleCase } from './oracle/index.js';
+import { isSseCase, ORACLE_CODE_ADDRESS, ORACLE_MEMORY_BASE, ORACLE_MEMORY_SIZE, ORACLE_XMM_SIZE, type OracleCase } from './oracle/index.js';
 
 /** What the interpreter did with an oracle case, in the oracle's terms. */
 export interface InterpreterOutcome {
@@ -14,6 +14,9 @@ export interface InterpreterOutcome {
   /** The first exception raised, if any. */
   readonly vector: number | undefined;
   readonly faultAddress: bigint | undefined;
+  /** SSE cases only (as the oracle reports them): XMM0–XMM15 (XMM8–15 zero for 32-bit cases) and MXCSR. */
+  readonly xmm?: Uint8Array;
+  readonly mxcsr?: number;
 }
 
 const TABLES = 0x1000;
@@ -54,7 +57,8 @@ export class InterpreterCaseRunner {
     const cpu = this.cpu;
     const bits = oracleCase.bits;
     cpu.reset();
-    cpu.setControlRegister(4, Cr4.PAE);
+    // As Linux runs user code: SSE enabled with #XM for unmasked SIMD exceptions.
+    cpu.setControlRegister(4, Cr4.PAE | Cr4.OSFXSR | Cr4.OSXMMEXCPT);
     cpu.setControlRegister(3, TABLES);
     cpu.setEfer(Efer.LME | Efer.NXE);
     // As Linux runs user code: NE (x87 errors as #MF) and MP (WAIT honours TS).
@@ -70,6 +74,12 @@ export class InterpreterCaseRunner {
     this.memory.write(guestAddress(ORACLE_CODE_ADDRESS), code);
     oracleCase.registers.forEach((value, index) => cpu.setRegister(index, bits === 64 ? value : BigInt.asUintN(32, value)));
     cpu.rflags = (oracleCase.rflags ?? 0) | 0x202;
+    const sse = isSseCase(oracleCase);
+    if (oracleCase.xmm !== undefined) {
+      const view = new DataView(oracleCase.xmm.buffer, oracleCase.xmm.byteOffset, ORACLE_XMM_SIZE);
+      for (let lane = 0; lane < 64; lane++) cpu.sse.xmm[lane] = view.getUint32(lane * 4, true);
+    }
+    if (oracleCase.mxcsr !== undefined) cpu.sse.mxcsr = oracleCase.mxcsr;
     cpu.setRip(ORACLE_CODE_ADDRESS);
     this.vector = undefined;
     this.faultAddress = undefined;
@@ -82,7 +92,14 @@ export class InterpreterCaseRunner {
     }
     const after = new Uint8Array(oracleCase.memory?.length ?? 0);
     this.memory.read(guestAddress(ORACLE_MEMORY_BASE), after);
+    let xmm: Uint8Array | undefined;
+    if (sse) {
+      xmm = new Uint8Array(ORACLE_XMM_SIZE);
+      const view = new DataView(xmm.buffer);
+      for (let lane = 0; lane < (bits === 64 ? 64 : 32); lane++) view.setUint32(lane * 4, cpu.sse.xmm[lane]!, true);
+    }
     return {
+      ...(sse ? { xmm, mxcsr: cpu.sse.mxcsr } : {}),
       registers: registersAtFault,
       rflags: cpu.rflags,
       // HLT has run: the case ended one byte earlier.

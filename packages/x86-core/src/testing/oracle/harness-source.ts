@@ -15,12 +15,16 @@ export const HARNESS_SOURCE = String.raw`
  * touches (trampoline, context block, scratch stack, code and memory pages)
  * lies below 4 GiB, which is why the harness is linked without PIE.
  *
- * Case:   u8 bits, u8 code length, u16 memory length, u32 rflags,
- *         u64 registers[16] (rax rcx rdx rbx rsp rbp rsi rdi r8..r15),
- *         code bytes, memory bytes.                    (little endian)
+ * Case:   u8 bits (0x80 added: an SSE case), u8 code length, u16 memory length,
+ *         u32 rflags, u64 registers[16] (rax rcx rdx rbx rsp rbp rsi rdi r8..r15),
+ *         code bytes, memory bytes, and for an SSE case the SSE block:
+ *         xmm0..xmm15 (16 bytes each), u32 mxcsr, u32 reserved. (little endian)
  * Result: u8 status, u8 signal, u8 vector, u8 reserved, u32 si_code,
  *         u64 error code, u64 fault address, u64 rip, u64 rflags,
- *         u64 registers[16], memory bytes (same length as the case's).
+ *         u64 registers[16], memory bytes (same length as the case's), and for
+ *         an SSE case the SSE block as it was after the code or at the fault.
+ * Every case starts with xmm0..xmm15 zero and MXCSR 0x1f80 unless its SSE
+ * block says otherwise (32-bit code sees xmm0..xmm7 only).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,16 +47,24 @@ export const HARNESS_SOURCE = String.raw`
 #define CASE_HEADER_SIZE 136
 #define RESULT_HEADER_SIZE 168
 #define SETTABLE_FLAGS 0xcd5UL /* CF PF AF ZF SF DF OF */
+#define SSE_CASE 0x80
+#define SSE_BLOCK_SIZE 264
+#define DEFAULT_MXCSR 0x1f80
 
 enum { STATUS_OK = 0, STATUS_FAULT = 1, STATUS_FAULT_OUTSIDE_CODE = 2, STATUS_TIMEOUT = 3 };
 
 /* Layout shared with the trampolines below: regs at 0, rflags at 128,
-   host rsp at 136, code address at 144. */
+   host rsp at 136, code address at 144, xmm at 160, mxcsr at 416, the
+   harness's own MXCSR at 420. */
 struct oracle_context {
   uint64_t regs[16];
   uint64_t rflags;
   uint64_t host_rsp;
   uint64_t code_address;
+  uint64_t reserved;
+  uint8_t xmm[256];
+  uint32_t mxcsr;
+  uint32_t host_mxcsr;
 };
 struct oracle_context oracle_context;
 uint8_t oracle_scratch_stack[4096] __attribute__((aligned(16)));
@@ -67,6 +79,7 @@ __asm__(
   ".globl oracle_enter64\n"
   "oracle_enter64:\n"
   "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+  "  call oracle_load_sse\n"
   "  mov %rsp, oracle_context+136\n"
   "  mov $oracle_scratch_stack+4096, %rsp\n"
   "  pushq oracle_context+128\n"
@@ -109,6 +122,7 @@ __asm__(
   "  mov $oracle_scratch_stack+4096, %rsp\n"
   "  pushfq\n"
   "  popq oracle_context+128\n"
+  "  call oracle_save_sse\n"
   "  mov oracle_context+136, %rsp\n"
   "  pushq $2\n"
   "  popfq\n"
@@ -117,6 +131,7 @@ __asm__(
   ".globl oracle_enter32\n"
   "oracle_enter32:\n"
   "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+  "  call oracle_load_sse\n"
   "  mov %rsp, oracle_context+136\n"
   /* Compatibility mode uses DS/ES for data; a null selector would fault. */
   "  mov $0x2b, %eax\n"
@@ -155,10 +170,53 @@ __asm__(
   "  ljmp $0x33, $oracle_back64\n"
   ".code64\n"
   "oracle_back64:\n"
+  "  mov $oracle_scratch_stack+4096, %rsp\n"
+  "  call oracle_save_sse\n"
   "  mov oracle_context+136, %rsp\n"
   "  pushq $2\n"
   "  popfq\n"
   "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
+  "  ret\n"
+  /* XMM and MXCSR are loaded first thing and saved last: no code in between touches them. */
+  "oracle_load_sse:\n"
+  "  stmxcsr oracle_context+420\n"
+  "  movdqu oracle_context+160, %xmm0\n"
+  "  movdqu oracle_context+176, %xmm1\n"
+  "  movdqu oracle_context+192, %xmm2\n"
+  "  movdqu oracle_context+208, %xmm3\n"
+  "  movdqu oracle_context+224, %xmm4\n"
+  "  movdqu oracle_context+240, %xmm5\n"
+  "  movdqu oracle_context+256, %xmm6\n"
+  "  movdqu oracle_context+272, %xmm7\n"
+  "  movdqu oracle_context+288, %xmm8\n"
+  "  movdqu oracle_context+304, %xmm9\n"
+  "  movdqu oracle_context+320, %xmm10\n"
+  "  movdqu oracle_context+336, %xmm11\n"
+  "  movdqu oracle_context+352, %xmm12\n"
+  "  movdqu oracle_context+368, %xmm13\n"
+  "  movdqu oracle_context+384, %xmm14\n"
+  "  movdqu oracle_context+400, %xmm15\n"
+  "  ldmxcsr oracle_context+416\n"
+  "  ret\n"
+  "oracle_save_sse:\n"
+  "  movdqu %xmm0, oracle_context+160\n"
+  "  movdqu %xmm1, oracle_context+176\n"
+  "  movdqu %xmm2, oracle_context+192\n"
+  "  movdqu %xmm3, oracle_context+208\n"
+  "  movdqu %xmm4, oracle_context+224\n"
+  "  movdqu %xmm5, oracle_context+240\n"
+  "  movdqu %xmm6, oracle_context+256\n"
+  "  movdqu %xmm7, oracle_context+272\n"
+  "  movdqu %xmm8, oracle_context+288\n"
+  "  movdqu %xmm9, oracle_context+304\n"
+  "  movdqu %xmm10, oracle_context+320\n"
+  "  movdqu %xmm11, oracle_context+336\n"
+  "  movdqu %xmm12, oracle_context+352\n"
+  "  movdqu %xmm13, oracle_context+368\n"
+  "  movdqu %xmm14, oracle_context+384\n"
+  "  movdqu %xmm15, oracle_context+400\n"
+  "  stmxcsr oracle_context+416\n"
+  "  ldmxcsr oracle_context+420\n"
   "  ret\n"
   ".globl oracle_reset_flags\n"
   "oracle_reset_flags:\n"
@@ -179,6 +237,8 @@ struct fault_record {
   uint64_t rip;
   uint64_t rflags;
   uint64_t regs[16];
+  uint8_t xmm[256];
+  uint32_t mxcsr;
 };
 
 static sigjmp_buf fault_jump;
@@ -218,6 +278,11 @@ static void on_signal(int signal_number, siginfo_t *info, void *context_pointer)
   fault.rip = rip;
   fault.rflags = (uint64_t)gregs[REG_EFL];
   for (int index = 0; index < 16; index++) fault.regs[index] = (uint64_t)gregs[gregs_order[index]];
+  /* The SSE state at the fault, from the FXSAVE image the kernel put in the signal frame. */
+  if (context->uc_mcontext.fpregs != NULL) {
+    fault.mxcsr = context->uc_mcontext.fpregs->mxcsr;
+    memcpy(fault.xmm, context->uc_mcontext.fpregs->_xmm, sizeof fault.xmm);
+  }
   siglongjmp(fault_jump, 1);
 }
 
@@ -286,12 +351,14 @@ int main(void) {
   static uint8_t header[CASE_HEADER_SIZE];
   static uint8_t result[RESULT_HEADER_SIZE];
   static uint8_t case_code[MAX_CODE_LENGTH];
+  static uint8_t sse_block[SSE_BLOCK_SIZE];
   size_t previous_code_length = 0;
   for (;;) {
     int status = read_exact(header, CASE_HEADER_SIZE);
     if (status == 0) break;
     if (status < 0) fail("truncated case header");
-    unsigned bits = header[0];
+    unsigned bits = header[0] & ~SSE_CASE;
+    int sse_case = (header[0] & SSE_CASE) != 0;
     unsigned code_length = header[1];
     unsigned memory_length = (unsigned)header[2] | ((unsigned)header[3] << 8);
     uint32_t rflags;
@@ -300,6 +367,12 @@ int main(void) {
     if (code_length > 0 && read_exact(case_code, code_length) != 1) fail("truncated code");
     memset(memory, 0, MEMORY_SIZE);
     if (memory_length > 0 && read_exact(memory, memory_length) != 1) fail("truncated memory");
+    memset(sse_block, 0, sizeof sse_block);
+    uint32_t default_mxcsr = DEFAULT_MXCSR;
+    memcpy(sse_block + 256, &default_mxcsr, 4);
+    if (sse_case && read_exact(sse_block, SSE_BLOCK_SIZE) != 1) fail("truncated SSE block");
+    memcpy(oracle_context.xmm, sse_block, 256);
+    memcpy(&oracle_context.mxcsr, sse_block + 256, 4);
 
     memset(code, 0xcc, previous_code_length + 5);
     memcpy(code, case_code, code_length);
@@ -329,7 +402,11 @@ int main(void) {
       fault.rip = CODE_BASE + code_length;
       fault.rflags = oracle_context.rflags;
       memcpy(fault.regs, oracle_context.regs, sizeof fault.regs);
+      memcpy(fault.xmm, oracle_context.xmm, sizeof fault.xmm);
+      fault.mxcsr = oracle_context.mxcsr;
     }
+    /* After a fault the C code runs with whatever MXCSR the signal handler left: make it the default. */
+    __builtin_ia32_ldmxcsr(DEFAULT_MXCSR);
     struct itimerval stop = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &stop, NULL);
 
@@ -348,6 +425,14 @@ int main(void) {
     }
     write_exact(result, RESULT_HEADER_SIZE);
     write_exact(memory, memory_length);
+    if (sse_case) {
+      memcpy(sse_block, fault.xmm, 256);
+      /* 32-bit code cannot reach xmm8..xmm15: report them as it left them, zero. */
+      if (bits == 32) memset(sse_block + 128, 0, 128);
+      memcpy(sse_block + 256, &fault.mxcsr, 4);
+      memset(sse_block + 260, 0, 4);
+      write_exact(sse_block, SSE_BLOCK_SIZE);
+    }
   }
   return 0;
 }

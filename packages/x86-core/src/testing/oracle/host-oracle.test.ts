@@ -304,3 +304,66 @@ describe.skipIf(oracle === undefined)('HostOracle (32-bit)', () => {
     });
   });
 });
+
+/** An XMM image with XMM`register` holding the four float32 `lanes` (the rest zero). */
+function xmmImage(register: number, lanes: number[]): Uint8Array {
+  const image = new Uint8Array(256);
+  new Float32Array(image.buffer, register * 16, 4).set(lanes);
+  return image;
+}
+
+function xmmFloats(result: OracleResult, register: number): number[] {
+  return [...new Float32Array(result.xmm!.buffer.slice(register * 16, register * 16 + 16))];
+}
+
+describe.skipIf(oracle === undefined)('HostOracle SSE cases', () => {
+  it('loads XMM registers and MXCSR, runs addps xmm0, xmm1 and returns them', async () => {
+    const xmm = xmmImage(0, [1, 2, 3, 4]);
+    xmm.set(xmmImage(1, [10, 20, 30, 0.5]).subarray(16, 32), 16);
+    const result = await runOne(case64([0x0f, 0x58, 0xc1], {}, { xmm }));
+    expect(result.fault).toBeUndefined();
+    expect(xmmFloats(result, 0)).toEqual([11, 22, 33, 4.5]);
+    expect(xmmFloats(result, 1)).toEqual([10, 20, 30, 0.5]);
+    expect(result.mxcsr).toBe(0x1f80);
+  });
+
+  it('reports MXCSR flags, and the state at a #XM fault with the flag set and the destination unchanged', async () => {
+    const xmm = xmmImage(0, [1, 1, 1, 1]);
+    // divps xmm0, xmm1 with xmm1 = 0: ZE (bit 2); masked, then with ZM (bit 9) clear.
+    const masked = await runOne(case64([0x0f, 0x5e, 0xc1], {}, { xmm }));
+    expect(masked.mxcsr).toBe(0x1f80 | 0x4);
+    expect(xmmFloats(masked, 0)).toEqual([Infinity, Infinity, Infinity, Infinity]);
+    const trapped = await runOne(case64([0x0f, 0x5e, 0xc1], {}, { xmm, mxcsr: 0x1f80 & ~0x200 }));
+    expect(trapped.fault).toMatchObject({ vector: 19, name: '#XM', signal: 'SIGFPE' });
+    expect(trapped.mxcsr).toBe((0x1f80 & ~0x200) | 0x4);
+    expect(xmmFloats(trapped, 0)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('reaches xmm15 in 64-bit code; 32-bit code sees xmm0–xmm7 and reports xmm8–xmm15 as zero', async () => {
+    // movaps xmm15, xmm8 (45 0f 28 f8)
+    const result64 = await runOne(case64([0x45, 0x0f, 0x28, 0xf8], {}, { xmm: xmmImage(8, [5, 6, 7, 8]) }));
+    expect(xmmFloats(result64, 15)).toEqual([5, 6, 7, 8]);
+    // movaps xmm7, xmm0 (0f 28 f8)
+    const xmm = xmmImage(0, [1, 2, 3, 4]);
+    xmm.set(xmmImage(9, [9, 9, 9, 9]).subarray(144, 160), 144);
+    const result32 = await runOne(case32([0x0f, 0x28, 0xf8], {}, { xmm }));
+    expect(xmmFloats(result32, 7)).toEqual([1, 2, 3, 4]);
+    expect(xmmFloats(result32, 9)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('keeps non-SSE cases as they were: no SSE block in their results, and the next case starts from defaults', async () => {
+    if (oracle === undefined) return;
+    const [plain, sse] = await oracle.run([case64([0x90], {}), case64([0x0f, 0xae, 0x1c, 0x24], { rsp: base + 0x100n }, { memory: new Uint8Array(0x200), mxcsr: 0x9fc0 })]);
+    expect(plain?.xmm).toBeUndefined();
+    expect(plain?.mxcsr).toBeUndefined();
+    // stmxcsr [rsp]
+    expect(new DataView(sse!.memory.buffer).getUint32(0x100, true)).toBe(0x9fc0);
+    expect(sse?.mxcsr).toBe(0x9fc0);
+  });
+
+  it('rejects a wrong-sized XMM image and reserved MXCSR bits', async () => {
+    if (oracle === undefined) return;
+    await expect(oracle.run([case64([0x90], {}, { xmm: new Uint8Array(16) })])).rejects.toThrow(TypeError);
+    await expect(oracle.run([case64([0x90], {}, { mxcsr: 0x10000 })])).rejects.toThrow(TypeError);
+  });
+});

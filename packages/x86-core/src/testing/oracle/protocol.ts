@@ -2,6 +2,8 @@ import {
   ORACLE_MAX_CODE_LENGTH,
   ORACLE_MEMORY_SIZE,
   SETTABLE_FLAGS,
+  ORACLE_XMM_SIZE,
+  isSseCase,
   registerCount,
   type OracleCase,
   type OracleFault,
@@ -12,6 +14,10 @@ import {
 // The binary format spoken with the harness (see the comment at the top of harness-source.ts).
 export const CASE_HEADER_SIZE = 136;
 export const RESULT_HEADER_SIZE = 168;
+/** XMM0–XMM15, MXCSR and 4 reserved bytes, after the memory of an SSE case and of its result. */
+export const SSE_BLOCK_SIZE = ORACLE_XMM_SIZE + 8;
+const SSE_CASE = 0x80;
+const DEFAULT_MXCSR = 0x1f80;
 
 const STATUS_OK = 0;
 const STATUS_FAULT = 1;
@@ -77,11 +83,18 @@ export function validateCase(testCase: OracleCase, index: number): void {
   if (testCase.memory !== undefined && testCase.memory.length > ORACLE_MEMORY_SIZE) {
     throw new TypeError(`${where}: memory is limited to ${ORACLE_MEMORY_SIZE} bytes`);
   }
+  if (testCase.xmm !== undefined && (!(testCase.xmm instanceof Uint8Array) || testCase.xmm.length !== ORACLE_XMM_SIZE)) {
+    throw new TypeError(`${where}: xmm must be a Uint8Array of ${ORACLE_XMM_SIZE} bytes`);
+  }
+  if (testCase.mxcsr !== undefined && (!Number.isInteger(testCase.mxcsr) || testCase.mxcsr < 0 || testCase.mxcsr > 0xffff)) {
+    // Reserved MXCSR bits would make the harness's LDMXCSR fault.
+    throw new TypeError(`${where}: mxcsr must be an integer in [0, 0xffff]`);
+  }
 }
 
 /** Size of one encoded case. */
 export function encodedCaseSize(testCase: OracleCase): number {
-  return CASE_HEADER_SIZE + testCase.code.length + (testCase.memory?.length ?? 0);
+  return CASE_HEADER_SIZE + testCase.code.length + (testCase.memory?.length ?? 0) + (isSseCase(testCase) ? SSE_BLOCK_SIZE : 0);
 }
 
 /** Encodes (already validated) cases into one stdin buffer. */
@@ -93,7 +106,8 @@ export function encodeCases(cases: readonly OracleCase[]): Uint8Array {
   let offset = 0;
   for (const testCase of cases) {
     const memoryLength = testCase.memory?.length ?? 0;
-    view.setUint8(offset, testCase.bits);
+    const sse = isSseCase(testCase);
+    view.setUint8(offset, testCase.bits | (sse ? SSE_CASE : 0));
     view.setUint8(offset + 1, testCase.code.length);
     view.setUint16(offset + 2, memoryLength, true);
     view.setUint32(offset + 4, (testCase.rflags ?? 0) & SETTABLE_FLAGS, true);
@@ -108,6 +122,11 @@ export function encodeCases(cases: readonly OracleCase[]): Uint8Array {
     offset += testCase.code.length;
     if (testCase.memory !== undefined) buffer.set(testCase.memory, offset);
     offset += memoryLength;
+    if (sse) {
+      if (testCase.xmm !== undefined) buffer.set(testCase.xmm, offset);
+      view.setUint32(offset + ORACLE_XMM_SIZE, testCase.mxcsr ?? DEFAULT_MXCSR, true);
+      offset += SSE_BLOCK_SIZE;
+    }
   }
   return buffer;
 }
@@ -122,7 +141,8 @@ export function decodeResults(buffer: Uint8Array, cases: readonly OracleCase[]):
   let offset = 0;
   for (const testCase of cases) {
     const memoryLength = testCase.memory?.length ?? 0;
-    if (offset + RESULT_HEADER_SIZE + memoryLength > buffer.length) break;
+    const sse = isSseCase(testCase);
+    if (offset + RESULT_HEADER_SIZE + memoryLength + (sse ? SSE_BLOCK_SIZE : 0) > buffer.length) break;
     const status = view.getUint8(offset);
     const signal = view.getUint8(offset + 1);
     const vector = view.getUint8(offset + 2);
@@ -138,13 +158,19 @@ export function decodeResults(buffer: Uint8Array, cases: readonly OracleCase[]):
     offset += RESULT_HEADER_SIZE;
     const memory = buffer.slice(offset, offset + memoryLength);
     offset += memoryLength;
-    results.push({
+    const result: OracleResult = {
       registers,
       rflags,
       rip: testCase.bits === 32 ? rip & 0xffff_ffffn : rip,
       memory,
       fault: decodeFault(status, signal, vector, signalCode, errorCode, address),
-    });
+    };
+    if (sse) {
+      const xmm = buffer.slice(offset, offset + ORACLE_XMM_SIZE);
+      const mxcsr = view.getUint32(offset + ORACLE_XMM_SIZE, true);
+      offset += SSE_BLOCK_SIZE;
+      results.push({ ...result, xmm, mxcsr });
+    } else results.push(result);
   }
   return results;
 }

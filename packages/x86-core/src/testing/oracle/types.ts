@@ -79,7 +79,18 @@ export interface OracleCase {
   readonly rflags?: number;
   /** Initial content of the memory page from ORACLE_MEMORY_BASE (at most 4096 bytes; the rest is zero). */
   readonly memory?: Uint8Array;
+  /**
+   * Initial XMM0–XMM15, 16 bytes each little endian (exactly ORACLE_XMM_SIZE
+   * bytes; 32-bit code sees XMM0–XMM7). Giving `xmm` or `mxcsr` makes this an
+   * SSE case: its result carries `xmm` and `mxcsr`. Default all zero.
+   */
+  readonly xmm?: Uint8Array;
+  /** Initial MXCSR (reserved bits must be clear). Default 0x1F80. */
+  readonly mxcsr?: number;
 }
+
+/** Size of the XMM register image of an SSE case: 16 registers of 16 bytes. */
+export const ORACLE_XMM_SIZE = 256;
 
 /** How a case stopped when it did not run to its end. */
 export type OracleFaultKind =
@@ -125,6 +136,15 @@ export interface OracleResult {
   readonly memory: Uint8Array;
   /** Set when the case did not run to its end. */
   readonly fault: OracleFault | undefined;
+  /** SSE cases only: XMM0–XMM15 after the run or at the fault (32-bit cases: XMM8–XMM15 zero). */
+  readonly xmm?: Uint8Array;
+  /** SSE cases only: MXCSR after the run or at the fault (a #XM leaves the exception flags set). */
+  readonly mxcsr?: number;
+}
+
+/** True when the case carries SSE state (and its result will). */
+export function isSseCase(testCase: OracleCase): boolean {
+  return testCase.xmm !== undefined || testCase.mxcsr !== undefined;
 }
 
 /** Splits a register value into its unsigned 32-bit halves [low, high], as the interpreter stores them. */
