@@ -1,4 +1,4 @@
-import { createSseScratch, Mxcsr, SoftFloatResult } from './softfloat/index.js';
+import { createSseScratch, Mxcsr, SoftFloatResult, type SseScratch } from './softfloat/index.js';
 import { SimdScratch } from '../simd/simd-value.js';
 
 /** Lane index (in `SseState.lanes`) of the scratch slot a memory source operand is read into. */
@@ -27,7 +27,7 @@ export class SseState {
   mxcsr: number = Mxcsr.default;
   /** Softfloat result slot and widened-operand scratch for the SSE arithmetic. */
   readonly result = new SoftFloatResult();
-  readonly scratch = createSseScratch();
+  readonly scratch: SseScratch = createSseScratch();
   /** Lane-typed operand and result values for the integer SIMD handlers (MMX and XMM). */
   readonly vectors = new SimdScratch();
   /** FXRSTOR reads the XMM image here before changing anything. */

@@ -4,7 +4,7 @@ export { extendedAdd, extendedDivide, extendedMultiply, extendedSquareRoot, exte
 export { extendedToIeee, extendedToInteger, ieeeToExtended, integerToExtended, writeDefaultNaN } from './conversions.js';
 export { CompareResult, Condition, EXAMINE_EMPTY, extendedCompare, extendedExamine } from './compare.js';
 export { FLOAT32, FLOAT64, type IeeeFormat, Target } from './round.js';
-export { ComparePredicate, createSseScratch, sseArithmetic, sseReportedFlags, sseCompareFlags, sseComparePredicate, sseConvertFloat, sseFloatToInteger, sseIntegerToFloat, SseOperation, sseRelation } from './sse.js';
+export { ComparePredicate, createSseScratch, sseArithmetic, sseReportedFlags, sseCompareFlags, sseComparePredicate, sseConvertFloat, sseFloatToInteger, sseIntegerToFloat, SseOperation, sseRelation, type SseScratch } from './sse.js';
 export { extendedExtract, extendedRemainder, extendedRoundToInteger, extendedScale, x87ReportedFlags } from './extended-misc.js';
 export { bcdToExtended, extendedToBcd } from './bcd.js';
 export { extendedArcTangent, extendedLogarithm, extendedPowerMinusOne, extendedTrigonometric, OUT_OF_RANGE, Trigonometric } from './transcendental.js';

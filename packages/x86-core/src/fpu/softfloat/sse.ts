@@ -61,7 +61,7 @@ function writeQuiet(format: IeeeFormat, high: number, low: number, result: SoftF
 }
 
 /** An operand widened exactly to 80 bits (the caller's scratch from createSseScratch). */
-interface Wide {
+export interface Wide {
   signExponent: number;
   high: number;
   low: number;
@@ -104,11 +104,11 @@ function widen(format: IeeeFormat, high: number, low: number, flushed: boolean, 
  * One scalar SSE arithmetic operation (ADDSS/SD, SUB, MUL, DIV, SQRT, MIN,
  * MAX). SQRT uses only b (the source operand), as SQRTSS does.
  */
-export function sseArithmetic(operation: number, format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseArithmetic(operation: number, format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, result: SoftFloatResult, scratch: SseScratch): number {
   return sseReportedFlags(arithmetic(operation, format, aHigh, aLow, bHigh, bLow, mxcsr, result, scratch), mxcsr);
 }
 
-function arithmetic(operation: number, format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+function arithmetic(operation: number, format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, result: SoftFloatResult, scratch: SseScratch): number {
   const unary = operation === SseOperation.squareRoot;
   const denormalsAreZero = (mxcsr & 0x40) !== 0;
   let aClass = unary ? ScalarClass.zero : classify(format, aHigh, aLow);
@@ -194,8 +194,14 @@ function lessThan(a: Wide, b: Wide): boolean {
   return aSign === 1 ? greaterMagnitude : !greaterMagnitude;
 }
 
+/** Per-CPU scratch for the two widened operands, so the arithmetic allocates nothing. */
+export interface SseScratch {
+  readonly a: Wide;
+  readonly b: Wide;
+}
+
 /** Creates the widened-operand scratch that sseArithmetic and sseCompare need (one per CPU). */
-export function createSseScratch(): { a: Wide; b: Wide } {
+export function createSseScratch(): SseScratch {
   return { a: { signExponent: 0, high: 0, low: 0 }, b: { signExponent: 0, high: 0, low: 0 } };
 }
 
@@ -207,7 +213,7 @@ export const ComparePredicate = { equal: 0, less: 1, lessEqual: 2, unordered: 3,
  * exceptions in bits 8+ (shifted by 8). `signalQuietNaN` makes QNaN operands
  * invalid too (COMISS, CMP LT/LE/NLT/NLE).
  */
-export function sseRelation(format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, signalQuietNaN: boolean, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseRelation(format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, signalQuietNaN: boolean, result: SoftFloatResult, scratch: SseScratch): number {
   const denormalsAreZero = (mxcsr & 0x40) !== 0;
   let aClass = classify(format, aHigh, aLow);
   let bClass = classify(format, bHigh, bLow);
@@ -227,7 +233,7 @@ export function sseRelation(format: IeeeFormat, aHigh: number, aLow: number, bHi
 }
 
 /** CMPSS/CMPSD: writes the all-ones or zero mask into result and returns the flags. */
-export function sseComparePredicate(predicate: number, format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseComparePredicate(predicate: number, format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, result: SoftFloatResult, scratch: SseScratch): number {
   const signalling = (predicate & 3) === 1 || (predicate & 3) === 2;
   const outcome = sseRelation(format, aHigh, aLow, bHigh, bLow, mxcsr, signalling, result, scratch);
   const relation = outcome & 3;
@@ -252,7 +258,7 @@ export function sseComparePredicate(predicate: number, format: IeeeFormat, aHigh
 }
 
 /** COMISS/UCOMISS/COMISD/UCOMISD: returns the EFLAGS value of ZF (0x40), PF (0x4), CF (0x1) in bits 0-7, plus the exceptions shifted by 8. */
-export function sseCompareFlags(format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, ordered: boolean, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseCompareFlags(format: IeeeFormat, aHigh: number, aLow: number, bHigh: number, bLow: number, mxcsr: number, ordered: boolean, result: SoftFloatResult, scratch: SseScratch): number {
   const outcome = sseRelation(format, aHigh, aLow, bHigh, bLow, mxcsr, ordered, result, scratch);
   const relation = outcome & 3;
   const eflags = relation === 3 ? 0x45 : relation === 1 ? 0x01 : relation === 0 ? 0x40 : 0;
@@ -260,7 +266,7 @@ export function sseCompareFlags(format: IeeeFormat, aHigh: number, aLow: number,
 }
 
 /** CVTSS2SD (to FLOAT64) and CVTSD2SS (to FLOAT32): converts source bits to the other format under MXCSR. */
-export function sseConvertFloat(from: IeeeFormat, high: number, low: number, mxcsr: number, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseConvertFloat(from: IeeeFormat, high: number, low: number, mxcsr: number, result: SoftFloatResult, scratch: SseScratch): number {
   const to = from === FLOAT32 ? FLOAT64 : FLOAT32;
   let sourceClass = classify(from, high, low);
   const flushed = (mxcsr & 0x40) !== 0 && sourceClass === ScalarClass.denormal;
@@ -272,7 +278,7 @@ export function sseConvertFloat(from: IeeeFormat, high: number, low: number, mxc
 }
 
 /** CVTSI2SS/SD: a signed 32-bit (high ignored when bits is 32) or 64-bit integer to float bits under MXCSR. */
-export function sseIntegerToFloat(to: IeeeFormat, bits: number, high: number, low: number, mxcsr: number, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseIntegerToFloat(to: IeeeFormat, bits: number, high: number, low: number, mxcsr: number, result: SoftFloatResult, scratch: SseScratch): number {
   integerToExtended(bits === 64 ? high : (low | 0) < 0 ? 0xffffffff : 0, low, result);
   scratch.a.signExponent = result.signExponent;
   scratch.a.high = result.high;
@@ -281,7 +287,7 @@ export function sseIntegerToFloat(to: IeeeFormat, bits: number, high: number, lo
 }
 
 /** CVT(T)SS2SI / CVT(T)SD2SI to 32 or 64 bits: the integer in result.low (and high for 64), the integer indefinite on invalid. */
-export function sseFloatToInteger(from: IeeeFormat, bits: number, high: number, low: number, mxcsr: number, truncate: boolean, result: SoftFloatResult, scratch: { a: Wide; b: Wide }): number {
+export function sseFloatToInteger(from: IeeeFormat, bits: number, high: number, low: number, mxcsr: number, truncate: boolean, result: SoftFloatResult, scratch: SseScratch): number {
   const flushed = (mxcsr & 0x40) !== 0 && classify(from, high, low) === ScalarClass.denormal;
   widen(from, high, low, flushed, result, scratch.a);
   const control = ((mxcsr >> 13) & 3) << 10;
