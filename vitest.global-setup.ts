@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { provisionGuestsForCi } from './tests/support/guests.js';
 
 /**
  * One fast-check seed for the whole run, chosen here so every worker uses the
@@ -13,4 +14,6 @@ export default function setup(): void {
   const seed = given === undefined ? randomInt(0, 2 ** 31 - 1) : Number(given);
   process.env.FC_SEED = String(seed);
   console.log(`fast-check seed: ${seed} (replay with FC_SEED=${seed})`);
+  // The Debian boot tests never skip in CI: fetch their kernels and busybox first.
+  provisionGuestsForCi();
 }

@@ -41,10 +41,15 @@ function ensureArchitecture(arch: GuestArch): void {
   if (arch === native) return;
   const foreign = run('dpkg', ['--print-foreign-architectures']).split('\n');
   if (foreign.includes(arch)) return;
-  if (process.getuid?.() !== 0) throw new Error(`the ${arch} guest needs Debian's ${arch} package lists: run as root, or 'sudo dpkg --add-architecture ${arch} && sudo apt-get update'`);
-  run('dpkg', ['--add-architecture', arch]);
+  // As scripts/install-system-deps.sh does: root runs it, anyone else through sudo.
+  const asRoot = (command: string, args: string[]): string => (process.getuid?.() === 0 ? run(command, args) : run('sudo', ['-n', command, ...args]));
   try {
-    run('apt-get', ['update', '-qq']);
+    asRoot('dpkg', ['--add-architecture', arch]);
+  } catch {
+    throw new Error(`the ${arch} guest needs Debian's ${arch} package lists: run as root, or 'sudo dpkg --add-architecture ${arch} && sudo apt-get update'`);
+  }
+  try {
+    asRoot('apt-get', ['update', '-qq']);
   } catch (error) {
     // A mirror in mid-sync fails one index; the others still resolve the packages.
     console.warn(`apt-get update reported a problem, going on with the lists it has: ${String(error).split('\n')[0]}`);
@@ -105,6 +110,14 @@ export function resolveModules(wanted: readonly string[], files: ReadonlyMap<str
   };
   for (const name of wanted) visit(name);
   return order;
+}
+
+/** The guest kit's images for `arch` if .guests/ has them (built earlier by `pnpm guests`). */
+export function existingGuest(arch: GuestArch): GuestManifest | undefined {
+  const manifestPath = path.join(guestsDir, arch, 'manifest.json');
+  if (!existsSync(manifestPath)) return undefined;
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as GuestManifest;
+  return existsSync(manifest.kernel) && existsSync(manifest.initramfs) ? manifest : undefined;
 }
 
 export function buildGuest(arch: GuestArch, modules: readonly string[] = []): GuestManifest {

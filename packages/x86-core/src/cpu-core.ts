@@ -17,6 +17,11 @@ import { CodeMode, Instruction } from './decoder/instruction.js';
 import { buildOpcodeTable } from './decoder/opcode-table.js';
 import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
 import { selectHandler } from './instructions/index.js';
+import { jcc, jmp } from './instructions/control-flow.js';
+import {
+  InlineHandler, aluImmediate, aluLoad, aluRegister, aluStore32, callRelative32, conditionalJump32, decrementRegister32, incrementRegister32, inlineHandlerOf, movImmediate32,
+  jump32, movLoad8, movLoad32, movLoad64, movRegister32, movRegister64, movStore8, movStore32, movStore64, movzxLoad32, popRegister32, pushRegister32, return32, shiftRegister32, testRegister,
+} from './instructions/fast-paths.js';
 import { Mmu } from './memory/mmu.js';
 import { FpuState } from './fpu/fpu-state.js';
 import { SseState } from './fpu/sse-state.js';
@@ -90,6 +95,9 @@ export interface CpuOptions {
 }
 
 const TWO_32 = 4294967296;
+/** The run loop's `previous` when the last instruction may not be linked from: it has no links and none are made to it. */
+const UNLINKED = new Instruction();
+UNLINKED.branchRip = Number.NaN;
 /** faultVector of an instruction abandoned without an exception (an x87 freeze on FERR#). */
 const FROZEN = -1;
 /** DR6 status bits: single step, task switch (T bit); DR7.GD. */
@@ -148,6 +156,13 @@ export class CpuCore implements ProcessorSignals {
   readonly segmentAttributes = new Uint32Array(6);
   /** Per segment: 1 readable, 2 writable, 4 expand-down, 8 usable, 16 big (32-bit upper bound). */
   readonly segmentAccess = new Uint8Array(6);
+  /**
+   * Per segment: the last offset a read (write) may touch without the full checks of
+   * `linearChecked`, or -1 when every access needs them (unusable or expand-down
+   * segment, wrong type, data breakpoints armed). Kept by `refreshSegmentAccess`.
+   */
+  private readonly readLimit = new Float64Array(6);
+  private readonly writeLimit = new Float64Array(6);
   gdtBase = 0;
   gdtLimit = 0xffff;
   idtBase = 0;
@@ -175,8 +190,7 @@ export class CpuCore implements ProcessorSignals {
   readonly sse = new SseState();
 
   private privilege = 0;
-  /** The privilege memory accesses are checked at: CPL, or 0 during descriptor-table and TSS accesses. */
-  memoryPrivilege = 0;
+  private accessPrivilege = 0;
   /** Scratch for descriptor reads (no allocation while running). */
   readonly descriptorScratch: DescriptorSlot = { low: 0, high: 0, address: 0 };
   /** Scratch for building a 64-bit interrupt frame. */
@@ -321,6 +335,17 @@ export class CpuCore implements ProcessorSignals {
     this.memoryPrivilege = value;
   }
 
+  /** The privilege memory accesses are checked at: CPL, or 0 during descriptor-table and TSS accesses. */
+  get memoryPrivilege(): number {
+    return this.accessPrivilege;
+  }
+
+  set memoryPrivilege(value: number) {
+    if (value === this.accessPrivilege) return;
+    this.accessPrivilege = value;
+    this.mmu.setUserAccess(value === 3);
+  }
+
   /** Reads `size` bytes at `linear` as a supervisor access (descriptor tables, TSS). */
   supervisorRead(linear: number, size: number): number {
     this.memoryPrivilege = 0;
@@ -462,6 +487,9 @@ export class CpuCore implements ProcessorSignals {
     }
     if ((attributes & SegAttr.DB) !== 0) access |= 16;
     this.segmentAccess[seg] = access;
+    const plain = (access & 4) === 0 && this.dataBreakpointMask === 0;
+    this.readLimit[seg] = plain && (access & 9) === 9 ? this.segmentLimit[seg]! : -1;
+    this.writeLimit[seg] = plain && (access & 10) === 10 ? this.segmentLimit[seg]! : -1;
   }
 
   isLongMode(): boolean {
@@ -491,6 +519,13 @@ export class CpuCore implements ProcessorSignals {
       if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(linear, size, write);
       return linear;
     }
+    // The common case (a usable segment of the right type, within its limit, no data breakpoints) is one compare.
+    if (offset + size - 1 <= (write ? this.writeLimit[seg]! : this.readLimit[seg]!)) return (this.segmentBase[seg]! + offset) >>> 0;
+    return this.linearChecked(seg, offset, size, write);
+  }
+
+  /** `linear` outside 64-bit mode with every check. */
+  private linearChecked(seg: number, offset: number, size: number, write: boolean): number {
     const access = this.segmentAccess[seg]!;
     const limit = this.segmentLimit[seg]!;
     if ((access & (write ? 10 : 9)) !== (write ? 10 : 9)) this.fault(seg === Seg.SS ? Vector.SS : Vector.GP, 0);
@@ -520,6 +555,7 @@ export class CpuCore implements ProcessorSignals {
     }
     this.breakpointMask = mask;
     this.dataBreakpointMask = mask & 0xf0;
+    for (let seg = 0; seg < 6; seg++) this.refreshSegmentAccess(seg);
     this.attention = true;
   }
 
@@ -751,6 +787,7 @@ export class CpuCore implements ProcessorSignals {
   private decodeAt(linear: number, offset: number): Instruction {
     this.codeSource.base = linear;
     const instruction = this.decoder.decode(this.codeSource, this.codeMode, this.scratch);
+    instruction.inline = inlineHandlerOf(instruction.run);
     const page = this.fetchPage;
     if (page !== undefined && offset + instruction.length <= 4096) {
       // Keep it: the scratch object becomes the cached one and a new scratch takes its place.
@@ -780,14 +817,15 @@ export class CpuCore implements ProcessorSignals {
    * faults become guest exceptions; nothing the guest does throws out of here.
    */
   run(limit: number): RunResult {
-    let retired = 0;
     let budget = limit;
+    // Instructions that faulted: they use up the budget but did not retire.
+    let abandoned = 0;
     this.attention = true;
     while (budget > 0) {
       if (this.attention) {
         const stop = this.serviceEvents();
-        if (stop !== undefined) return { reason: stop, retired };
-        if (this.halted) return { reason: 'halted', retired };
+        if (stop !== undefined) return { reason: stop, retired: limit - budget - abandoned };
+        if (this.halted) return { reason: 'halted', retired: limit - budget - abandoned };
       }
       try {
         // At least one instruction runs after the events were looked at (an STI or MOV SS shadow needs it).
@@ -795,67 +833,92 @@ export class CpuCore implements ProcessorSignals {
         const mode = this.codeMode;
         const long = mode === CodeMode.Bits64;
         const codeBase = this.segmentBase[Seg.CS]!;
-        const codeLimit = this.segmentLimit[Seg.CS]!;
+        const codeLimit = long ? Number.POSITIVE_INFINITY : this.segmentLimit[Seg.CS]!;
+        // RIP wraps at 2^16 or 2^32 outside 64-bit mode (-1 & x is x as a signed 32-bit value).
+        const ripMask = mode === CodeMode.Bits16 ? 0xffff : -1;
         let pageBase = this.fetchLinearBase;
         let page = this.fetchPage;
         // Code already run follows `next` (fall-through) and `branch` (last target) links between
-        // instructions of one page instead of looking the page up again.
+        // instructions of one page instead of looking the page up again. `previous` is UNLINKED
+        // when the last instruction was not one kept in the current page (links only join those).
         let fallThrough = Number.NaN;
-        let previous: Instruction | undefined;
-        let previousCached = false;
+        let previous = UNLINKED;
         do {
           const rip = this.rip;
           this.currentRip = rip;
-          let instruction: Instruction | undefined;
-          if (previousCached && rip === fallThrough && previous!.next !== undefined) {
-            instruction = previous!.next;
-          } else if (previousCached && rip === previous!.branchRip && previous!.branch !== undefined) {
-            instruction = previous!.branch;
-          } else {
+          let instruction = rip === fallThrough ? previous.next : rip === previous.branchRip ? previous.branch : undefined;
+          if (instruction === undefined) {
             const linear = long ? rip : (codeBase + rip) >>> 0;
             const offset = linear & 0xfff;
             instruction = linear - offset === pageBase && page !== undefined ? page[offset] : undefined;
+            let cached = true;
             if (instruction === undefined || instruction.mode !== mode) {
               instruction = this.fetch();
-              const changedPage = this.fetchPage !== page;
+              if (this.fetchPage !== page) previous = UNLINKED;
               pageBase = this.fetchLinearBase;
               page = this.fetchPage;
-              if (changedPage) previousCached = false;
               // Only instructions kept in the current page may be linked (the scratch one is reused).
-              const cached = page !== undefined && page[(long ? rip : (codeBase + rip) >>> 0) & 0xfff] === instruction;
-              if (previousCached && cached) this.link(previous!, instruction, rip, rip === fallThrough);
-              previousCached = cached;
-            } else {
-              if (previousCached) this.link(previous!, instruction, rip, rip === fallThrough);
-              previousCached = true;
+              cached = page !== undefined && page[offset] === instruction;
             }
+            if (previous !== UNLINKED && cached) this.link(previous, instruction, rip, rip === fallThrough);
+            previous = cached ? instruction : UNLINKED;
+          } else {
+            previous = instruction;
           }
-          if (!long && rip + instruction.length - 1 > codeLimit) this.fault(Vector.GP, 0);
+          if (rip + instruction.length - 1 > codeLimit) this.fault(Vector.GP, 0);
           const next = rip + instruction.length;
-          const wrapped = long ? next : mode === CodeMode.Bits32 ? next >>> 0 : next & 0xffff;
+          const wrapped = long ? next : (next & ripMask) >>> 0;
           this.rip = wrapped;
           fallThrough = wrapped;
-          previous = instruction;
-          instruction.run(this, instruction);
+          switch (instruction.inline) {
+            case InlineHandler.None: instruction.run(this, instruction); break;
+            case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
+            case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
+            case InlineHandler.MovImmediate32: movImmediate32(this, instruction); break;
+            case InlineHandler.MovLoad32: movLoad32(this, instruction); break;
+            case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
+            case InlineHandler.MovStore32: movStore32(this, instruction); break;
+            case InlineHandler.MovStore64: movStore64(this, instruction); break;
+            case InlineHandler.AluRegister: aluRegister(this, instruction); break;
+            case InlineHandler.AluImmediate: aluImmediate(this, instruction); break;
+            case InlineHandler.AluLoad: aluLoad(this, instruction); break;
+            case InlineHandler.IncrementRegister32: incrementRegister32(this, instruction); break;
+            case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
+            case InlineHandler.TestRegister: testRegister(this, instruction); break;
+            case InlineHandler.PushRegister32: pushRegister32(this, instruction); break;
+            case InlineHandler.PopRegister32: popRegister32(this, instruction); break;
+            case InlineHandler.CallRelative32: callRelative32(this, instruction); break;
+            case InlineHandler.Return32: return32(this, instruction); break;
+            case InlineHandler.Jcc: jcc(this, instruction); break;
+            case InlineHandler.Jmp: jmp(this, instruction); break;
+            case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
+            case InlineHandler.Jump32: jump32(this, instruction); break;
+            case InlineHandler.AluStore32: aluStore32(this, instruction); break;
+            case InlineHandler.MovLoad8: movLoad8(this, instruction); break;
+            case InlineHandler.MovStore8: movStore8(this, instruction); break;
+            case InlineHandler.MovzxLoad32: movzxLoad32(this, instruction); break;
+            case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
+            default: instruction.run(this, instruction); break;
+          }
           this.instructionCount++;
-          retired++;
           budget--;
         } while (budget > 0 && !this.attention);
       } catch (error) {
         if (error !== GUEST_FAULT) {
           this.events({ kind: 'internal-error', error, rip: this.currentRip });
-          return { reason: 'internal-error', retired, error };
+          return { reason: 'internal-error', retired: limit - budget - abandoned, error };
         }
         budget--;
+        abandoned++;
         this.rip = this.currentRip;
         // A frozen x87 instruction (freezeOnFloatingPointError) raises nothing: the CPU waits.
         if (this.faultVector === FROZEN) continue;
         const stop = this.deliverFault();
-        if (stop !== undefined) return { reason: stop, retired };
+        if (stop !== undefined) return { reason: stop, retired: limit - budget - abandoned };
       }
-      if (this.shutdownRequested) return { reason: 'shutdown', retired };
+      if (this.shutdownRequested) return { reason: 'shutdown', retired: limit - budget - abandoned };
     }
-    return { reason: 'limit', retired };
+    return { reason: 'limit', retired: limit - budget - abandoned };
   }
 
   /** Delivers the fault in faultVector/faultErrorCode, escalating to #DF and shutdown as the SDM says. */

@@ -63,6 +63,41 @@ describe('I8042', () => {
     expect(drain()).toEqual([0xfa, 0xab, 0x41]);
   });
 
+  // Linux's i8042_interrupt reads one byte per interrupt, and IRQ 1 is edge-triggered on the PIC and the
+  // IOAPIC: each byte of a multi-byte reply must come with its own rising edge, or atkbd's GETID times out.
+  it("raises IRQ 1 once per byte of a multi-byte reply, as Linux's atkbd probe needs", () => {
+    const { kbc, command, write, status, keyboardIrq } = setup();
+    let handled = 0;
+    /** One i8042_interrupt per rising edge: read the status, then one data byte. */
+    const interrupts = () => {
+      const bytes: number[] = [];
+      while (handled < keyboardIrq.raised) {
+        handled++;
+        if (status() & 1) bytes.push(kbc.data.read(0, 1));
+      }
+      return bytes;
+    };
+    command(0x60);
+    write(0x47); // i8042_controller_init: KBD and AUX interrupts, SYS, XLATE
+    write(0xf2); // ATKBD_CMD_GETID
+    expect(interrupts()).toEqual([0xfa, 0xab, 0x41]);
+    expect(status() & 1).toBe(0);
+    write(0xed); // ATKBD_CMD_SETLEDS and its parameter
+    expect(interrupts()).toEqual([0xfa]);
+    write(0x00);
+    expect(interrupts()).toEqual([0xfa]);
+    write(0xf3); // ATKBD_CMD_SETREP
+    expect(interrupts()).toEqual([0xfa]);
+    write(0x2b);
+    expect(interrupts()).toEqual([0xfa]);
+    write(0xf4); // ATKBD_CMD_ENABLE
+    expect(interrupts()).toEqual([0xfa]);
+    kbc.keyboard.pressKey(0x1e, true);
+    kbc.keyboard.pressKey(0x1e, false);
+    expect(interrupts()).toEqual([0x1e, 0x9e]);
+    expect(keyboardIrq.level).toBe(false);
+  });
+
   it('sends scancode set 2, translated to set 1 when the command byte says so', () => {
     const { kbc, command, write, drain } = setup();
     kbc.keyboard.pressKey(0x1e, true); // A

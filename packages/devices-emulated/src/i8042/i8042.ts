@@ -149,6 +149,9 @@ export class I8042 implements Stateful<I8042State> {
   private readData(): number {
     const value = this.output;
     this.outputFull = false;
+    // The IRQ falls with the read before the next byte raises it again, so an edge-triggered
+    // PIC/IOAPIC input sees one edge per byte (Linux's handler reads one byte per interrupt).
+    this.driveIrqs();
     this.update();
     return value;
   }
@@ -259,6 +262,11 @@ export class I8042 implements Stateful<I8042State> {
   /** Refills the output buffer if empty and drives IRQ 1 / 12. */
   private update(): void {
     if (!this.outputFull) this.refill();
+    this.driveIrqs();
+  }
+
+  /** IRQ 1 / 12 follow "output buffer full" for the source that filled it, as the command byte enables them. */
+  private driveIrqs(): void {
     const ctr = this.commandByte;
     const keyboardLevel = this.outputFull && !this.outputAux && (ctr & CTR_KBD_INT) !== 0;
     const mouseLevel = this.outputFull && this.outputAux && (ctr & CTR_AUX_INT) !== 0;

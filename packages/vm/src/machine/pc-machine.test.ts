@@ -109,6 +109,30 @@ describe.skipIf(!nasmAvailable() && !process.env.CI)('PcMachine', () => {
   });
 });
 
+/** The smallest multiboot kernel: a header with the load addresses (flag 16), then HLT at the entry point. */
+function haltingKernel(): Uint8Array {
+  const image = new Uint8Array(33);
+  const view = new DataView(image.buffer);
+  const words = [0x1bad_b002, 0x0001_0000, -(0x1bad_b002 + 0x0001_0000), 0x10_0000, 0x10_0000, 0x10_0021, 0x10_0021, 0x10_0020];
+  words.forEach((word, index) => view.setUint32(index * 4, word >>> 0, true));
+  image[32] = 0xf4;
+  return image;
+}
+
+describe('PcMachine firmware state', () => {
+  it('starts with the MTRRs SeaBIOS leaves: enabled, write-back by default, the PCI hole uncached', () => {
+    const machine = new PcMachine({ memoryBytes: 256 << 20, kernel: haltingKernel() });
+    expect(machine.cpu.readMsr(0x2ff)).toBe(0xc06n);
+    expect(machine.cpu.readMsr(0x250)).toBe(0x0606_0606_0606_0606n);
+    expect(machine.cpu.readMsr(0x259)).toBe(0n);
+    expect(machine.cpu.readMsr(0x26f)).toBe(0x0505_0505_0505_0505n);
+    expect(machine.cpu.readMsr(0x200)).toBe(0xe000_0000n);
+    // qemu64 has 40 physical address bits: the mask of a 512 MiB range, with the valid bit.
+    expect(machine.cpu.readMsr(0x201)).toBe(0xff_e000_0800n);
+    expect(machine.cpu.readMsr(0x202)).toBe(0n);
+  });
+});
+
 describe('PcMachine input checks', () => {
   it('names what is wrong with a kernel it cannot boot', () => {
     expect(() => new PcMachine({ memoryBytes: 32 << 20, kernel: new Uint8Array(4096) })).toThrow(BootError);

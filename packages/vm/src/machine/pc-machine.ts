@@ -4,6 +4,7 @@ import { Cpu, Reg, Seg, type CpuEvent, type CpuModelName } from '@tsvirt/x86-cor
 import { VirtualClock } from '../clock/virtual-clock.js';
 import { BootError } from '../errors.js';
 import { defaultAcpiConfig } from '../firmware/acpi/tables.js';
+import { MtrrMsr, pcMtrrSettings } from '../firmware/mtrr.js';
 import { installPcFirmware } from '../firmware/pc-firmware.js';
 import { loadLinux, type LinuxEntryState } from '../loaders/linux.js';
 import { loadMultiboot, type MultibootEntryState } from '../loaders/multiboot.js';
@@ -87,11 +88,13 @@ export class PcMachine {
       io: this.platform.io,
       mmio: this.platform.mmio,
       interrupts: this.platform.localApics[0],
+      floatingPointError: this.platform.floatingPointError,
       model: options.cpuModel ?? 'qemu64',
       timeStampCounter: mode === 'deterministic' ? undefined : () => this.clock.now() * (TSC_HZ / 1e9),
       events: (event) => this.events({ kind: 'cpu', event }),
     });
     this.platform.attachProcessor(0, this.cpu);
+    this.programMtrrs(ramBelow4G);
 
     const firmware = installPcFirmware(this.memory, regions, defaultAcpiConfig);
     const isBzImage = options.kernel.length > 0x206 && new DataView(options.kernel.buffer, options.kernel.byteOffset).getUint32(0x202, true) === 0x5372_6448;
@@ -160,6 +163,22 @@ export class PcMachine {
     const waitMs = deadline === undefined ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, Math.max(0, (deadline - this.clock.now()) / 1e6));
     await new Promise<void>((resolve) => setTimeout(resolve, waitMs));
     this.clock.runDue();
+  }
+
+  /** What SeaBIOS does before QEMU's `-kernel` boot: MTRRs on, RAM write-back, the PCI hole uncached. */
+  private programMtrrs(ramBelow4G: number): void {
+    const capabilities = this.cpu.readMsr(MtrrMsr.CAP);
+    // A CPU model without MTRRs (or without fixed ranges) is left alone, as SeaBIOS leaves it.
+    if (capabilities === undefined || (capabilities & 0x100n) === 0n || (capabilities & 0xffn) === 0n) return;
+    const writes = pcMtrrSettings({
+      ramBelow4G,
+      uncachedFrom: PcLayout.pciHoleStart,
+      physicalAddressBits: this.cpu.model.physicalAddressBits,
+      variableRanges: Number(capabilities & 0xffn),
+    });
+    for (const { index, value } of writes) {
+      if (!this.cpu.writeMsr(index, value)) throw new Error(`the CPU refused MTRR MSR 0x${index.toString(16)} = 0x${value.toString(16)}`);
+    }
   }
 
   private flatSegments(codeAttributes: number): void {

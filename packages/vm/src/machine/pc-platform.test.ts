@@ -3,7 +3,7 @@ import { guestAddress as a } from '@tsvirt/interfaces';
 import { ManualClock } from '@tsvirt/interfaces/testing';
 import { GuestRam } from '@tsvirt/memory';
 import { describe, expect, it } from 'vitest';
-import { defaultAcpiConfig } from '../firmware/acpi/tables.js';
+import { buildAcpiTables, defaultAcpiConfig } from '../firmware/acpi/tables.js';
 import { pcRamRegions } from '../machine-layout.js';
 import { PcPlatform } from './pc-platform.js';
 
@@ -63,6 +63,20 @@ describe('PcPlatform', () => {
     expect(pc.pic.acknowledge()).toBe(0x30);
   });
 
+  it('routes FERR# to IRQ 13, and a write to port 0xF0 clears it and asserts IGNNE# until FERR# goes away', () => {
+    const { pc } = platform();
+    for (const [port, value] of [[0x20, 0x11], [0x21, 0x30], [0x21, 0x04], [0x21, 0x01], [0xa0, 0x11], [0xa1, 0x38], [0xa1, 0x02], [0xa1, 0x01], [0x21, 0xfb], [0xa1, 0xdf]] as const) pc.io.write(port, 1, value);
+    const ignne: boolean[] = [];
+    pc.attachProcessor(0, { nmi() {}, init() {}, startup() {}, wake() {}, ignoreNumericError: (asserted) => ignne.push(asserted) });
+    pc.floatingPointError.setLevel(true);
+    expect(pc.pic.pending()).toBe(true);
+    expect(pc.pic.acknowledge()).toBe(0x38 + 5); // IRQ 13 is the slave's input 5
+    pc.io.write(0xf0, 1, 0);
+    expect(ignne).toEqual([true]);
+    pc.floatingPointError.setLevel(false);
+    expect(ignne).toEqual([true, false]);
+  });
+
   it('reports the RTC time and the memory size in CMOS', () => {
     const { pc } = platform();
     const cmos = (index: number) => {
@@ -85,6 +99,32 @@ describe('PcPlatform', () => {
     // ACPI S5: SLP_TYP 0 with SLP_EN in PM1a_CNT.
     pc.io.write(0x604, 2, 1 << 13);
     expect(events).toEqual(['reset 0xcf9 hard', 'reset i8042', 'reset port 0x92', 'exit 33', 'power-off']);
+  });
+
+  it("describes in the MADT exactly the ISA IRQs the platform wires level-triggered (the ELCR)", () => {
+    const { pc } = platform();
+    const elcr = pc.io.read(0x4d0, 1) | (pc.io.read(0x4d1, 1) << 8);
+    const tables = buildAcpiTables(defaultAcpiConfig, 0xe_0000);
+    const offset = tables.addresses.APIC! - tables.base;
+    const view = new DataView(tables.bytes.buffer, tables.bytes.byteOffset + offset);
+    const levelOverrides: number[] = [];
+    for (let at = 44; at < view.getUint32(4, true); at += view.getUint8(at + 1)) {
+      // Interrupt source override: bus IRQ at +3, GSI at +4, flags at +8 (trigger mode bits 3:2 = 3 means level).
+      if (view.getUint8(at) !== 2 || ((view.getUint16(at + 8, true) >> 2) & 3) !== 3) continue;
+      expect(view.getUint32(at + 4, true)).toBe(view.getUint8(at + 3));
+      levelOverrides.push(view.getUint8(at + 3));
+    }
+    const levelIrqs = Array.from({ length: 16 }, (_, irq) => irq).filter((irq) => (elcr >> irq) & 1);
+    expect(levelIrqs).toEqual([9, 10, 11]);
+    expect(levelOverrides).toEqual(levelIrqs);
+  });
+
+  it('leaves the i8042 as SeaBIOS does: translation and keyboard interrupts on, mouse port off', () => {
+    const { pc } = platform();
+    pc.io.write(0x64, 1, 0x20);
+    expect(pc.io.read(0x64, 1) & 1).toBe(1);
+    expect(pc.io.read(0x60, 1)).toBe(0x61);
+    expect(pc.io.read(0x64, 1) & 1).toBe(0);
   });
 
   it('answers at the local APIC, IOAPIC and HPET addresses', () => {

@@ -32,7 +32,7 @@ import {
   Uart,
   type ResetKind,
 } from '@tsvirt/devices-emulated';
-import { guestAddress, type CharacterBackend, type Clock, type GuestMemory, type IrqLine, type ProcessorSignals } from '@tsvirt/interfaces';
+import { guestAddress, type CharacterBackend, type Clock, type GuestMemory, type BusDevice, type IrqLine, type ProcessorSignals } from '@tsvirt/interfaces';
 import { PcLayout } from '../machine-layout.js';
 
 export interface PcPlatformOptions {
@@ -77,6 +77,36 @@ class ProcessorSignalPort implements ProcessorSignals {
   }
 }
 
+/** The boot CPU's IGNNE# input (x86-core's `Cpu.ignoreNumericError`). */
+export interface NumericErrorInput {
+  ignoreNumericError(asserted: boolean): void;
+}
+
+/**
+ * The PC's legacy x87 error path (CR0.NE = 0, as DOS-era code runs): the
+ * boot CPU's FERR# output raises ISA IRQ 13; a write to port 0xF0 clears the
+ * interrupt and asserts IGNNE# so the frozen x87 instruction can go on, until
+ * FERR# goes inactive again.
+ */
+class NumericErrorRouting implements IrqLine, BusDevice {
+  processor: NumericErrorInput | undefined;
+  constructor(private readonly irq13: IrqLine) {}
+  setLevel(asserted: boolean): void {
+    if (asserted) this.irq13.setLevel(true);
+    else this.processor?.ignoreNumericError(false);
+  }
+  pulse(): void {
+    this.irq13.pulse();
+  }
+  read(): number {
+    return 0xff;
+  }
+  write(): void {
+    this.irq13.setLevel(false);
+    this.processor?.ignoreNumericError(true);
+  }
+}
+
 /**
  * QEMU's `pc` machine without its CPU: i440FX + PIIX3, the ISA devices, the
  * local APICs and IOAPIC, HPET, ACPI PM and fw_cfg, wired as on a PC. The
@@ -106,6 +136,7 @@ export class PcPlatform {
   readonly postCodes: PostCodePort;
   private readonly signalPorts: ProcessorSignalPort[];
   private readonly isaIrqs: IrqLine[];
+  private readonly numericError: NumericErrorRouting;
 
   constructor(options: PcPlatformOptions) {
     const { clock, memory } = options;
@@ -173,6 +204,8 @@ export class PcPlatform {
     io.register(I8042_COMMAND_PORT, 1, this.keyboardController.command, 'i8042-command');
     io.register(SYSTEM_CONTROL_PORT_A_BASE, 1, new SystemControlPortA({ onReset: () => onReset('port 0x92') }), 'port-92');
     io.register(0x80, 1, this.postCodes, 'post');
+    this.numericError = new NumericErrorRouting(isa(13));
+    io.register(0xf0, 1, this.numericError, 'coprocessor-error');
     io.register(DEBUG_EXIT_BASE, 1, new DebugExit({ onExit: options.onDebugExit }), 'isa-debug-exit');
     io.register(0xcf8, 4, pciConfig.addressPort, 'pci-config-address');
     io.register(0xcfc, 4, pciConfig.dataPort, 'pci-config-data');
@@ -193,6 +226,10 @@ export class PcPlatform {
     const levelMask = (1 << 9) | PC_PIRQ_IRQS.reduce((mask, irq) => mask | (1 << irq), 0);
     this.piix3.elcrPorts.write(0, 1, levelMask & 0xff);
     this.piix3.elcrPorts.write(1, 1, levelMask >> 8);
+    // SeaBIOS leaves the i8042 translating to set 1 with keyboard interrupts on and the mouse port off
+    // (CTR 0x61); Linux keeps translation only if it finds XLATE set ("AT Translated Set 2 keyboard").
+    io.write(I8042_COMMAND_PORT, 1, 0x60);
+    io.write(I8042_DATA_PORT, 1, 0x61);
   }
 
   /** The ISA interrupt line `irq` (0–15), fanned out to the PIC and the IOAPIC. */
@@ -202,10 +239,19 @@ export class PcPlatform {
     return line;
   }
 
-  /** Connects vCPU `index` so its local APIC can send it NMI, INIT, SIPI and wake-ups. */
-  attachProcessor(index: number, signals: ProcessorSignals): void {
+  /**
+   * Connects vCPU `index` so its local APIC can send it NMI, INIT, SIPI and
+   * wake-ups; the boot CPU (0) also gets IGNNE# from port 0xF0.
+   */
+  attachProcessor(index: number, signals: ProcessorSignals & Partial<NumericErrorInput>): void {
     const port = this.signalPorts[index];
     if (port === undefined) throw new RangeError(`there is no vCPU ${index}`);
     port.target = signals;
+    if (index === 0 && signals.ignoreNumericError !== undefined) this.numericError.processor = signals as NumericErrorInput;
+  }
+
+  /** The line the boot CPU drives as FERR# (x86-core's `CpuOptions.floatingPointError`). */
+  get floatingPointError(): IrqLine {
+    return this.numericError;
   }
 }

@@ -53,21 +53,21 @@ export const QEMU64: CpuModel = {
   physicalAddressBits: 40,
 };
 
-/** Everything the core implements: adds POPCNT, LZCNT, MOVBE, RDTSCP, SSSE3, SSE4.1, SSE4.2. */
+/** Everything the core implements: adds POPCNT, LZCNT, MOVBE, RDTSCP, SSSE3, SSE4.1, SSE4.2, BMI1, BMI2, ADX. */
 export const TSVIRT_MAX: CpuModel = {
   ...QEMU64,
   name: 'tsvirt-max',
   vendor: 'GenuineIntel',
   signature: 0x0306a9,
   brand: 'tsvirt max CPU',
-  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'mmx', 'popcnt', 'lzcnt', 'movbe', 'rdtscp', 'ssse3', 'sse4_1', 'sse4_2', ...SSE_FEATURES, 'sse3']),
-  // SSE3(0), SSSE3(9), CX16(13), SSE4.1(19), SSE4.2(20), MOVBE(22), POPCNT(23).
-  leaf1Ecx: (1 << 0) | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) | HYPERVISOR,
+  features: new Set<Feature>(['cx8', 'cx16', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'mmx', 'popcnt', 'lzcnt', 'movbe', 'rdtscp', 'ssse3', 'sse4_1', 'sse4_2', ...SSE_FEATURES, 'sse3', 'xsave', 'xsaveopt', 'bmi1', 'bmi2', 'adx']),
+  // SSE3(0), SSSE3(9), CX16(13), SSE4.1(19), SSE4.2(20), MOVBE(22), POPCNT(23), XSAVE(26) (x87 and SSE state; OSXSAVE(27) follows CR4).
+  leaf1Ecx: (1 << 0) | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 26) | HYPERVISOR,
   extendedEdx: EXT_EDX_BASE | (1 << 27),
   // LAHF(0), ABM/LZCNT(5).
   extendedEcx: (1 << 0) | (1 << 5),
-  // BMI1(3): only TZCNT is decoded so far, so BMI1 stays unadvertised until ANDN/BEXTR/BLSI exist.
-  leaf7Ebx: 0,
+  // BMI1(3), BMI2(8), ADX(19).
+  leaf7Ebx: (1 << 3) | (1 << 8) | (1 << 19),
 };
 
 export const CPU_MODELS: Readonly<Record<string, CpuModel>> = { qemu64: QEMU64, 'tsvirt-max': TSVIRT_MAX };

@@ -1,6 +1,6 @@
 import { EntryFlag, type Feature, type OpcodeEntry, type Slot } from './opcode-entry.js';
 import type { OpcodeTable } from './opcode-table.js';
-import { CodeMode, HIGH_BYTE_REGISTER, Instruction, type InstructionRun, OperandKind, Repeat } from './instruction.js';
+import { CodeMode, HIGH_BYTE_REGISTER, Instruction, type InstructionRun, OpcodeMap, OperandKind, Repeat } from './instruction.js';
 
 /** Supplies instruction bytes; `offset` counts from the instruction's first byte. May throw a guest fault. */
 export interface CodeSource {
@@ -24,6 +24,9 @@ export class Decoder {
   private immediateSeen = false;
   /** A strict prefix choice consumed the 66 prefix: it does not change the operand size. */
   private operandSizeConsumed = false;
+  /** VEX.pp (0 none, 1 66, 2 F3, 3 F2) and VEX.L of the instruction being decoded. */
+  private vexPrefix = 0;
+  private vexLength = 0;
 
   constructor(
     private readonly table: OpcodeTable,
@@ -67,7 +70,18 @@ export class Decoder {
     }
     out.operandSizePrefix = operandSizePrefix;
     let map = 0;
-    if (byte === 0x0f) {
+    // VEX (SDM vol. 2, 2.3.5). Outside 64-bit mode C4/C5 are LES/LDS unless the next byte looks like ModRM.mod = 3.
+    if ((byte === 0xc4 || byte === 0xc5) && (long || this.peek() >= 0xc0)) {
+      // 66, F2, F3, LOCK or REX before VEX: #UD.
+      const badPrefix = out.rex !== 0 || operandSizePrefix || out.repeat !== Repeat.None || out.lock;
+      map = this.decodeVex(out, byte === 0xc4, long);
+      byte = this.next();
+      if (badPrefix || map < 0) return this.finish(out, this.table.invalid);
+      // VEX.pp is the mandatory prefix; it never changes the operand size.
+      operandSizePrefix = this.vexPrefix === 1;
+      out.repeat = this.vexPrefix === 2 ? Repeat.Repeat : this.vexPrefix === 3 ? Repeat.RepeatNot : Repeat.None;
+      this.operandSizeConsumed = true;
+    } else if (byte === 0x0f) {
       byte = this.next();
       if (byte === 0x38) { map = 2; byte = this.next(); }
       else if (byte === 0x3a) { map = 3; byte = this.next(); }
@@ -101,6 +115,10 @@ export class Decoder {
     if (chosen.feature !== undefined && !this.features.has(chosen.feature)) chosen = this.table.invalid;
     if ((chosen.flags & EntryFlag.Invalid64) !== 0 && long) chosen = this.table.invalid;
     if ((chosen.flags & EntryFlag.Only64) !== 0 && !long) chosen = this.table.invalid;
+    // VEX.L must be 0 for the LZ forms, and VEX.vvvv must be 1111b (register 0 here) when no operand uses it.
+    if (out.vex && (((chosen.flags & EntryFlag.VexLZ) !== 0 && this.vexLength !== 0) || (out.vexRegister !== 0 && !chosen.operands.includes('By')))) {
+      chosen = this.table.invalid;
+    }
     if (chosen === this.table.invalid) {
       return this.finish(out, chosen);
     }
@@ -145,6 +163,30 @@ export class Decoder {
     for (let i = 0; i < operands.length; i++) this.decodeOperand(out, operands[i]!, i);
     if (out.segmentOverride >= 0) out.segment = out.segmentOverride;
     return this.finish(out, chosen);
+  }
+
+  /**
+   * Reads the rest of a VEX prefix (the C4/C5 byte is consumed): sets REX's bits (64-bit mode only),
+   * `vex` and `vexRegister`, and `vexPrefix`/`vexLength`; returns the opcode map, or -1 for a reserved VEX.mmmmm.
+   */
+  private decodeVex(out: Instruction, threeByte: boolean, long: boolean): number {
+    const first = this.next();
+    // R, X, B and vvvv are stored inverted. Outside 64-bit mode R and X are 1 (checked above), B and vvvv[3] are ignored.
+    let rex = ((~first >> 5) & 4);
+    let map = 1;
+    let last = first;
+    if (threeByte) {
+      rex |= (~first >> 5) & 3;
+      map = first & 0x1f;
+      last = this.next();
+      rex |= (last >> 4) & 8;
+    }
+    out.vex = true;
+    out.rex = long ? 0x40 | rex : 0;
+    out.vexRegister = (~last >> 3) & (long ? 15 : 7);
+    this.vexLength = (last >> 2) & 1;
+    this.vexPrefix = last & 3;
+    return map >= 1 && map <= 3 ? OpcodeMap.Vex0F + map - 1 : -1;
   }
 
   private finish(out: Instruction, chosen: OpcodeEntry): Instruction {
@@ -239,6 +281,9 @@ export class Decoder {
       case 71: /* G */
         kind = OperandKind.Register; register = this.byteRegister(out, out.regField, isByte);
         break;
+      case 66: /* B: the general register VEX.vvvv names */
+        kind = OperandKind.Register; register = out.vexRegister;
+        break;
       // SIMD operands (SDM vol. 2, A.2.1): V/P the ModRM.reg XMM/MMX register, W/Q the ModRM.rm register or
       // memory, U/N the ModRM.rm register only. MMX registers ignore REX.R and REX.B.
       case 86: /* V */
@@ -326,6 +371,11 @@ export class Decoder {
     return isByte && out.rex === 0 && register >= 4 && register < 8 ? HIGH_BYTE_REGISTER + register - 4 : register;
   }
 
+  /** The next byte without consuming it (0 past the length limit). */
+  private peek(): number {
+    return this.position < MAX_LENGTH ? this.source.byteAt(this.position) & 0xff : 0;
+  }
+
   private next(): number {
     if (this.position >= MAX_LENGTH) {
       this.tooLong = true;
@@ -367,6 +417,8 @@ function reset(out: Instruction, mode: CodeMode): void {
   out.lock = false;
   out.rex = 0;
   out.operandSizePrefix = false;
+  out.vex = false;
+  out.vexRegister = 0;
   out.hasModRM = false;
   out.mod = 0;
   out.regField = 0;

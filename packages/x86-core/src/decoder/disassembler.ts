@@ -34,6 +34,9 @@ const SIZED_MNEMONICS: Record<string, readonly [string, string, string]> = {
   movd: ['movd', 'movd', 'movq'],
   pextrd: ['pextrd', 'pextrd', 'pextrq'],
   pinsrd: ['pinsrd', 'pinsrd', 'pinsrq'],
+  xsave: ['xsave', 'xsave', 'xsave64'],
+  xrstor: ['xrstor', 'xrstor', 'xrstor64'],
+  xsaveopt: ['xsaveopt', 'xsaveopt', 'xsaveopt64'],
 };
 
 function hex(value: number): string {
@@ -95,8 +98,10 @@ function defaultAddress(instruction: Instruction): number {
 
 function formatOperand(instruction: Instruction, spec: string, index: number): string {
   const size = operandSizeOf(instruction, spec);
-  const kind = index === 0 ? instruction.kind0 : index === 1 ? instruction.kind1 : OperandKind.None;
-  const register = index === 0 ? instruction.register0 : instruction.register1;
+  // A third ModRM.rm operand (VEX forms: ANDN r, r, r/m) is not kept in kind0/kind1.
+  const thirdRm = index > 1 && spec.charAt(0) === 'E';
+  const kind = index === 0 ? instruction.kind0 : index === 1 ? instruction.kind1 : thirdRm ? (instruction.hasMemory ? OperandKind.Memory : OperandKind.Register) : OperandKind.None;
+  const register = index === 0 ? instruction.register0 : index === 1 ? instruction.register1 : instruction.rmField;
   switch (spec) {
     case 'AL': return 'al';
     case 'CL': return 'cl';
@@ -112,6 +117,7 @@ function formatOperand(instruction: Instruction, spec: string, index: number): s
     case 'Cd': return `cr${instruction.regField}`;
     case 'Dd': return `dr${instruction.regField}`;
     case 'Rd': return registerName(instruction.rmField, instruction.operandSize);
+    case 'By': return registerName(instruction.vexRegister, size);
     case 'Jb': case 'Jz': return `$+${hex(instruction.length + instruction.immediate)}`.replace('+0x-', '-0x').replace('+-', '-');
     case 'Ap': return `${hex(instruction.immediate2)}:${hex(instruction.immediate >>> 0)}`;
     case 'Ib': case 'Iw': return hex(index === 1 && instruction.entry.operands[0]!.startsWith('I') ? instruction.immediate2 : (spec === 'Ib' && instruction.entry.operands.length > 2 && index === 2) ? instruction.immediate & 0xff : immediateOf(instruction, index) & (spec === 'Ib' ? 0xff : 0xffff));

@@ -11,7 +11,7 @@ export const HIGH_BYTE_REGISTER = 16;
 export const CodeMode = { Bits16: 0, Bits32: 1, Bits64: 2 } as const;
 export type CodeMode = (typeof CodeMode)[keyof typeof CodeMode];
 
-export const OpcodeMap = { OneByte: 0, TwoByte: 1, ThreeByte38: 2, ThreeByte3A: 3 } as const;
+export const OpcodeMap = { OneByte: 0, TwoByte: 1, ThreeByte38: 2, ThreeByte3A: 3, Vex0F: 4, Vex0F38: 5, Vex0F3A: 6 } as const;
 
 /** Repeat prefix in effect. */
 export const Repeat = { None: 0, Repeat: 1, RepeatNot: 2 } as const;
@@ -27,10 +27,18 @@ const notLinked: InstructionRun = () => {
  * with their code page, so nothing here is allocated while executing.
  */
 export class Instruction {
-  entry!: OpcodeEntry;
+  // What the run loop reads for every instruction comes first, so that it shares cache lines.
   run: InstructionRun = notLinked;
-  mode: CodeMode = CodeMode.Bits32;
+  /** Which of the run loop's directly called handlers `run` is (`InlineHandler` in instructions/fast-paths.ts), or 0. */
+  inline = 0;
   length = 0;
+  /** The cached instruction that follows this one in the same page (set by the run loop), for straight-line code. */
+  next: Instruction | undefined = undefined;
+  /** The last branch target taken from this instruction within the same page, and its RIP. */
+  branch: Instruction | undefined = undefined;
+  branchRip = 0;
+  mode: CodeMode = CodeMode.Bits32;
+  entry!: OpcodeEntry;
   map = 0;
   opcode = 0;
   /** Effective operand size in bytes (1 for byte forms). */
@@ -46,6 +54,10 @@ export class Instruction {
   lock = false;
   rex = 0;
   operandSizePrefix = false;
+  /** Decoded with a VEX prefix. */
+  vex = false;
+  /** VEX.vvvv: the extra register operand (B in the operand notation). */
+  vexRegister = 0;
   hasModRM = false;
   mod = 0;
   /** ModRM.reg with REX.R (also the group selector). */
@@ -70,9 +82,4 @@ export class Instruction {
   immediateHigh = 0;
   immediate2 = 0;
   sub = 0;
-  /** The cached instruction that follows this one in the same page (set by the run loop), for straight-line code. */
-  next: Instruction | undefined = undefined;
-  /** The last branch target taken from this instruction within the same page, and its RIP. */
-  branch: Instruction | undefined = undefined;
-  branchRip = 0;
 }

@@ -20,12 +20,15 @@ export type HandlerName =
   | 'simdInteger' | 'simdShift' | 'simdShuffle' | 'simdMove' | 'simdInsert' | 'simdExtract' | 'simdSpecial' | 'simdExtend' | 'maskedMove' | 'emms' | 'stringCompare' | 'crc32'
   | 'x87Wait' | 'x87Control' | 'x87Load' | 'x87Store' | 'x87Exchange' | 'x87Arithmetic' | 'x87CompareRegister' | 'x87CompareFlags' | 'x87Unary' | 'x87Transcendental' | 'x87Environment' | 'fxsave'
   | 'mxcsr' | 'sseMove' | 'sseMoveScalar' | 'ssePartialMove' | 'sseArithmetic' | 'sseCompare' | 'sseCompareFlags' | 'sseHorizontal'
-  | 'sseApproximate' | 'sseLogic' | 'sseShuffle' | 'sseMoveMask' | 'sseExtract' | 'sseConvert' | 'sseRound' | 'sseDotProduct';
+  | 'sseApproximate' | 'sseLogic' | 'sseShuffle' | 'sseMoveMask' | 'sseExtract' | 'sseConvert' | 'sseRound' | 'sseDotProduct'
+  | 'xgetbv' | 'xsetbv' | 'xsave'
+  | 'andn' | 'bitFieldExtract' | 'lowestSetBit' | 'zeroHighBits' | 'multiplyFlagless' | 'parallelBits' | 'rotateFlagless' | 'shiftFlagless' | 'addCarryFlag';
 
 /** CPUID features that gate an opcode (named as Linux's /proc/cpuinfo does). */
 export type Feature =
-  | 'popcnt' | 'lzcnt' | 'bmi1' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm' | 'fxsr'
-  | 'mmx' | 'sse' | 'sse2' | 'sse3' | 'ssse3' | 'sse4_1' | 'sse4_2' | 'clflush' | 'monitor';
+  | 'popcnt' | 'lzcnt' | 'bmi1' | 'bmi2' | 'adx' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm' | 'fxsr'
+  | 'mmx' | 'sse' | 'sse2' | 'sse3' | 'ssse3' | 'sse4_1' | 'sse4_2' | 'clflush' | 'monitor'
+  | 'xsave' | 'xsaveopt';
 
 export const EntryFlag = {
   /** Default operand size 64 in 64-bit mode (PUSH, POP, …); 66 selects 16. */
@@ -59,6 +62,8 @@ export const EntryFlag = {
    * every packed memory operand except the unaligned moves (MOVUPS, MOVDQU, LDDQU, …).
    */
   Aligned: 1 << 13,
+  /** A VEX-encoded instruction that needs VEX.L = 0 ("LZ" in the SDM): #UD otherwise. */
+  VexLZ: 1 << 14,
 } as const;
 
 /** One decodable instruction form. */
@@ -175,4 +180,8 @@ export const UndefinedFlags = {
   asciiAdjust: Flag.OF | Flag.SF | Flag.ZF | Flag.PF,
   asciiMultiply: Flag.OF | Flag.AF | Flag.CF,
   countZeros: Flag.OF | Flag.SF | Flag.AF | Flag.PF,
+  /** ANDN, BLSI, BLSMSK, BLSR, BZHI (SDM vol. 2: AF and PF undefined). */
+  bitManipulation: Flag.AF | Flag.PF,
+  /** BEXTR: only ZF is defined (CF and OF cleared). */
+  bitFieldExtract: Flag.AF | Flag.SF | Flag.PF,
 } as const;

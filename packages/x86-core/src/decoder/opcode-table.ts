@@ -1,11 +1,12 @@
 import { entry, type OpcodeEntry, type Slot } from './opcode-entry.js';
 import { oneByteMap } from './table-one-byte.js';
 import { threeByte38Map, threeByte3AMap, twoByteMap } from './table-two-byte.js';
+import { vexMaps } from './table-vex.js';
 
 /**
  * The opcode table: one array of 256 slots per opcode map (one-byte, 0F,
- * 0F 38, 0F 3A). It is the single source for the decoder, the disassembler
- * and generated tests.
+ * 0F 38, 0F 3A, then the VEX maps 0F, 0F 38, 0F 3A: see {@link OpcodeMap}).
+ * It is the single source for the decoder, the disassembler and generated tests.
  */
 export interface OpcodeTable {
   readonly maps: ReadonlyArray<ReadonlyArray<Slot | undefined>>;
@@ -19,7 +20,7 @@ export interface OpcodeTable {
 
 export function buildOpcodeTable(): OpcodeTable {
   return {
-    maps: [oneByteMap(), twoByteMap(), threeByte38Map(), threeByte3AMap()],
+    maps: [oneByteMap(), twoByteMap(), threeByte38Map(), threeByte3AMap(), ...vexMaps()],
     exchangeWithAccumulator: entry('xchg', 'Zv,rAX', 'xchg'),
     invalid: entry('(bad)', '', 'ud'),
     tooLong: entry('(too long)', '', 'tooLong'),

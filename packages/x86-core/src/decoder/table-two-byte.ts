@@ -1,7 +1,8 @@
-import { EntryFlag as F, UndefinedFlags as U, byPrefix, byRm, entry, group, type Slot } from './opcode-entry.js';
+import { EntryFlag as F, UndefinedFlags as U, byPrefix, byRm, entry, group, mandatory, type Slot } from './opcode-entry.js';
 import { CONDITION_NAMES } from './table-one-byte.js';
 import { addSseFloat, addSseFloat38, addSseFloat3A } from './table-sse.js';
 import { addSimdInteger, addSimdInteger38, addSimdInteger3A } from './table-simd-integer.js';
+import { addAdx } from './table-vex.js';
 
 const P = F.Privileged;
 
@@ -30,7 +31,8 @@ export function twoByteMap(): Array<Slot | undefined> {
     [
       undefined,
       undefined,
-      undefined,
+      // 0F 01 D0/D1; XSETBV's CPL check is the handler's (real mode counts as CPL 0).
+      byRm([entry('xgetbv', '', 'xgetbv', { feature: 'xsave' }), entry('xsetbv', '', 'xsetbv', { feature: 'xsave', flags: P })]),
       undefined,
       entry('smsw', 'Ev', 'smsw'),
       undefined,
@@ -82,9 +84,10 @@ export function twoByteMap(): Array<Slot | undefined> {
       entry('fxrstor', 'M', 'fxsave', { sub: 1, feature: 'fxsr' }),
       entry('ldmxcsr', 'Md', 'mxcsr', { sub: 0, feature: 'sse', flags: F.MemoryOnly }),
       entry('stmxcsr', 'Md', 'mxcsr', { sub: 1, feature: 'sse', flags: F.MemoryOnly }),
-      undefined,
-      undefined,
-      undefined,
+      // NP 0F AE /4–/6: a 66/F2/F3 prefix is #UD (those forms are other instructions on newer processors).
+      mandatory({ none: entry('xsave', 'M', 'xsave', { sub: 0, feature: 'xsave', flags: F.MemoryOnly }) }),
+      mandatory({ none: entry('xrstor', 'M', 'xsave', { sub: 1, feature: 'xsave', flags: F.MemoryOnly }) }),
+      mandatory({ none: entry('xsaveopt', 'M', 'xsave', { sub: 2, feature: 'xsaveopt', flags: F.MemoryOnly }) }),
       entry('clflush', 'Mb', 'nop', { flags: F.MemoryOnly }),
     ],
     [undefined, undefined, undefined, undefined, undefined, entry('lfence', '', 'nop'), entry('mfence', '', 'nop'), entry('sfence', '', 'nop')],
@@ -128,13 +131,14 @@ export function twoByteMap(): Array<Slot | undefined> {
   return map;
 }
 
-/** The 0F 38 map: only MOVBE among the general-purpose instructions (the rest are SSE/VEX). */
+/** The 0F 38 map: MOVBE and ADCX/ADOX among the general-purpose instructions (the rest are SSE). */
 export function threeByte38Map(): Array<Slot | undefined> {
   const map: Array<Slot | undefined> = new Array<Slot | undefined>(256).fill(undefined);
   map[0xf0] = byPrefix({ none: entry('movbe', 'Gv,Mv', 'movbe', { sub: 0, feature: 'movbe', flags: F.MemoryOnly }), operandSize: entry('movbe', 'Gv,Mv', 'movbe', { sub: 0, feature: 'movbe', flags: F.MemoryOnly }) });
   map[0xf1] = byPrefix({ none: entry('movbe', 'Mv,Gv', 'movbe', { sub: 1, feature: 'movbe', flags: F.MemoryOnly }), operandSize: entry('movbe', 'Mv,Gv', 'movbe', { sub: 1, feature: 'movbe', flags: F.MemoryOnly }) });
   addSseFloat38(map);
   addSimdInteger38(map);
+  addAdx(map);
   return map;
 }
 

@@ -41,8 +41,11 @@ export class FpuState {
   readonly second: ExtendedBits = { signExponent: 0, high: 0, low: 0 };
   /** Scratch for classifying a register when the tag word is built. */
   private readonly tagScratch: ExtendedBits = { signExponent: 0, high: 0, low: 0 };
-  /** FRSTOR reads the whole register image here before changing anything. */
-  readonly restoreScratch = new Uint32Array(24);
+  /**
+   * FRSTOR/FXRSTOR/XRSTOR read the whole register image here before changing
+   * anything: three words per register in 0–23, the FXSAVE header fields in 24–31.
+   */
+  readonly restoreScratch = new Uint32Array(32);
 
   constructor() {
     this.initialize();

@@ -14,6 +14,9 @@ export const COPY_LANES = 72;
  */
 export const MXCSR_MASK = 0xffff;
 
+/** XCR0 bits this core supports: x87 (0) and SSE (1); no AVX. */
+export const XCR0_SUPPORTED = 0b11;
+
 /**
  * The SSE register file: XMM0–XMM15 as 32-bit lanes (`xmm[register * 4 + lane]`,
  * lane 0 holds bits 31:0) and MXCSR, plus the per-CPU scratch the SIMD
@@ -25,6 +28,8 @@ export class SseState {
   /** XMM0–XMM15 only: a view of the first 64 lanes. */
   readonly xmm = this.lanes.subarray(0, 64);
   mxcsr: number = Mxcsr.default;
+  /** XCR0, the XSAVE feature set's enabled state components: 1 (x87 only) at power-up; INIT keeps it. */
+  xcr0 = 1;
   /** Softfloat result slot and widened-operand scratch for the SSE arithmetic. */
   readonly result = new SoftFloatResult();
   readonly scratch: SseScratch = createSseScratch();
@@ -33,9 +38,10 @@ export class SseState {
   /** FXRSTOR reads the XMM image here before changing anything. */
   readonly restoreScratch = new Uint32Array(64);
 
-  /** RESET and INIT: XMM registers zero, MXCSR 0x1F80 (SDM vol. 3, table 9-1). */
+  /** RESET (the CPU does not call this at INIT): XMM registers zero, MXCSR 0x1F80, XCR0 1 (SDM vol. 3, table 9-1). */
   reset(): void {
     this.lanes.fill(0);
     this.mxcsr = Mxcsr.default;
+    this.xcr0 = 1;
   }
 }

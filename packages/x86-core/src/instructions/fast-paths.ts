@@ -1,9 +1,12 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
-import { type Instruction, OperandKind } from '../decoder/instruction.js';
+import { CodeMode, type Instruction, OperandKind } from '../decoder/instruction.js';
 import type { InstructionRun } from '../decoder/instruction.js';
 import type { OpcodeEntry } from '../decoder/opcode-entry.js';
 import { FlagOp } from '../flags/lazy-flags.js';
+import { Flag, Seg, Vector } from '../state/registers.js';
 import { arithmetic } from './arithmetic.js';
+import { call, jcc, jmp, ret } from './control-flow.js';
+import { pop, push } from './data-transfer.js';
 import { effectiveOffset } from './operands.js';
 
 /*
@@ -12,17 +15,17 @@ import { effectiveOffset } from './operands.js';
  * does for that form, minus the operand-kind dispatch.
  */
 
-function movRegister32(cpu: Cpu, instruction: Instruction): void {
+export function movRegister32(cpu: Cpu, instruction: Instruction): void {
   cpu.low[instruction.register0] = cpu.low[instruction.register1]!;
   cpu.high[instruction.register0] = 0;
 }
 
-function movRegister64(cpu: Cpu, instruction: Instruction): void {
+export function movRegister64(cpu: Cpu, instruction: Instruction): void {
   cpu.low[instruction.register0] = cpu.low[instruction.register1]!;
   cpu.high[instruction.register0] = cpu.high[instruction.register1]!;
 }
 
-function movImmediate32(cpu: Cpu, instruction: Instruction): void {
+export function movImmediate32(cpu: Cpu, instruction: Instruction): void {
   cpu.low[instruction.register0] = instruction.immediate;
   cpu.high[instruction.register0] = 0;
 }
@@ -32,33 +35,122 @@ function movImmediate64(cpu: Cpu, instruction: Instruction): void {
   cpu.high[instruction.register0] = instruction.immediateHigh;
 }
 
-function movLoad32(cpu: Cpu, instruction: Instruction): void {
+export function movLoad32(cpu: Cpu, instruction: Instruction): void {
   const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 4, false);
   cpu.low[instruction.register0] = cpu.mmu.read32(linear);
   cpu.high[instruction.register0] = 0;
 }
 
-function movLoad64(cpu: Cpu, instruction: Instruction): void {
+export function movLoad64(cpu: Cpu, instruction: Instruction): void {
   const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 8, false);
   const low = cpu.mmu.read64(linear);
   cpu.low[instruction.register0] = low;
   cpu.high[instruction.register0] = cpu.valueHigh;
 }
 
-function movStore32(cpu: Cpu, instruction: Instruction): void {
+export function movStore32(cpu: Cpu, instruction: Instruction): void {
   const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 4, true);
   cpu.mmu.write32(linear, cpu.low[instruction.register1]!);
 }
 
-function movStore64(cpu: Cpu, instruction: Instruction): void {
+export function movStore64(cpu: Cpu, instruction: Instruction): void {
   const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 8, true);
   cpu.mmu.write64(linear, cpu.low[instruction.register1]!, cpu.high[instruction.register1]!);
 }
 
-function aluRegister(cpu: Cpu, instruction: Instruction): void {
+export function movLoad8(cpu: Cpu, instruction: Instruction): void {
+  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 1, false);
+  cpu.setReg8(instruction.register0, cpu.mmu.read8(linear));
+}
+
+export function movStore8(cpu: Cpu, instruction: Instruction): void {
+  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 1, true);
+  cpu.mmu.write8(linear, cpu.reg8(instruction.register1));
+}
+
+/** MOVZX r32, m8/m16 (`sub` is the source size). */
+export function movzxLoad32(cpu: Cpu, instruction: Instruction): void {
+  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), instruction.sub, false);
+  cpu.low[instruction.register0] = instruction.sub === 1 ? cpu.mmu.read8(linear) : cpu.mmu.read16(linear);
+  cpu.high[instruction.register0] = 0;
+}
+
+/** SHL/SAL, SHR, SAR of a 32-bit register (`sub` 4–7) by CL or an immediate, as `shift` does them. */
+export function shiftRegister32(cpu: Cpu, instruction: Instruction): void {
+  const register = instruction.register0;
+  const count = (instruction.kind1 === OperandKind.Register ? cpu.low[1]! : instruction.immediate) & 0x1f;
+  const value = cpu.low[register]!;
+  cpu.high[register] = 0;
+  // A zero count changes no flags (the zero-extension above still happens).
+  if (count === 0) return;
+  let result: number;
+  let carry: number;
+  let overflow: number;
+  switch (instruction.sub) {
+    case 5:
+      result = (value >>> count) | 0;
+      carry = (value >>> (count - 1)) & 1;
+      overflow = value >>> 31;
+      break;
+    case 7:
+      result = value >> count;
+      carry = (value >> (count - 1)) & 1;
+      overflow = 0;
+      break;
+    default:
+      result = value << count;
+      carry = (value >>> (32 - count)) & 1;
+      overflow = (result >>> 31) ^ carry;
+      break;
+  }
+  cpu.low[register] = result;
+  cpu.flags.setResult(4, result, 0, (carry !== 0 ? Flag.CF : 0) | (overflow !== 0 ? Flag.OF : 0));
+}
+
+/** `arithmetic` for 32-bit operands (int32 values), without its size dispatch for the common operations. */
+function arithmetic32(cpu: Cpu, op: number, a: number, b: number): number {
+  const flags = cpu.flags;
+  let result: number;
+  switch (op) {
+    case 0:
+      result = (a + b) | 0;
+      flags.set(FlagOp.Add, 4, result, a, b);
+      return result;
+    case 1:
+      result = a | b;
+      flags.set(FlagOp.Logic, 4, result, 0, 0);
+      return result;
+    case 4:
+      result = a & b;
+      flags.set(FlagOp.Logic, 4, result, 0, 0);
+      return result;
+    case 5:
+    case 7:
+      result = (a - b) | 0;
+      flags.set(FlagOp.Sub, 4, result, a, b);
+      return result;
+    case 6:
+      result = a ^ b;
+      flags.set(FlagOp.Logic, 4, result, 0, 0);
+      return result;
+    default:
+      // ADC and SBB read the carry.
+      return arithmetic(cpu, op, 4, a, 0, b, 0);
+  }
+}
+
+export function aluRegister(cpu: Cpu, instruction: Instruction): void {
   const size = instruction.operandSize;
   const destination = instruction.register0;
   const source = instruction.register1;
+  if (size === 4) {
+    const result = arithmetic32(cpu, instruction.sub, cpu.low[destination]!, cpu.low[source]!);
+    if (instruction.sub !== 7) {
+      cpu.low[destination] = result;
+      cpu.high[destination] = 0;
+    }
+    return;
+  }
   const result = arithmetic(cpu, instruction.sub, size, cpu.low[destination]!, cpu.high[destination]!, cpu.low[source]!, cpu.high[source]!);
   if (instruction.sub !== 7) {
     cpu.low[destination] = result;
@@ -66,9 +158,17 @@ function aluRegister(cpu: Cpu, instruction: Instruction): void {
   }
 }
 
-function aluImmediate(cpu: Cpu, instruction: Instruction): void {
+export function aluImmediate(cpu: Cpu, instruction: Instruction): void {
   const size = instruction.operandSize;
   const destination = instruction.register0;
+  if (size === 4) {
+    const result = arithmetic32(cpu, instruction.sub, cpu.low[destination]!, instruction.immediate);
+    if (instruction.sub !== 7) {
+      cpu.low[destination] = result;
+      cpu.high[destination] = 0;
+    }
+    return;
+  }
   const result = arithmetic(cpu, instruction.sub, size, cpu.low[destination]!, cpu.high[destination]!, instruction.immediate, instruction.immediateHigh);
   if (instruction.sub !== 7) {
     cpu.low[destination] = result;
@@ -76,11 +176,19 @@ function aluImmediate(cpu: Cpu, instruction: Instruction): void {
   }
 }
 
-function aluLoad(cpu: Cpu, instruction: Instruction): void {
+export function aluLoad(cpu: Cpu, instruction: Instruction): void {
   const size = instruction.operandSize;
   const destination = instruction.register0;
   const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), size, false);
-  const value = size === 8 ? cpu.mmu.read64(linear) : cpu.mmu.read32(linear);
+  if (size === 4) {
+    const result = arithmetic32(cpu, instruction.sub, cpu.low[destination]!, cpu.mmu.read32(linear));
+    if (instruction.sub !== 7) {
+      cpu.low[destination] = result;
+      cpu.high[destination] = 0;
+    }
+    return;
+  }
+  const value = cpu.mmu.read64(linear);
   const result = arithmetic(cpu, instruction.sub, size, cpu.low[destination]!, cpu.high[destination]!, value, size === 8 ? cpu.valueHigh : 0);
   if (instruction.sub !== 7) {
     cpu.low[destination] = result;
@@ -88,7 +196,16 @@ function aluLoad(cpu: Cpu, instruction: Instruction): void {
   }
 }
 
-function incrementRegister32(cpu: Cpu, instruction: Instruction): void {
+/** ADD…CMP with a 32-bit memory destination and a register or immediate source (read, then write, as the generic handler). */
+export function aluStore32(cpu: Cpu, instruction: Instruction): void {
+  const op = instruction.sub;
+  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 4, op !== 7);
+  const value = cpu.mmu.read32(linear);
+  const result = arithmetic32(cpu, op, value, instruction.kind1 === OperandKind.Register ? cpu.low[instruction.register1]! : instruction.immediate);
+  if (op !== 7) cpu.mmu.write32(linear, result);
+}
+
+export function incrementRegister32(cpu: Cpu, instruction: Instruction): void {
   const register = instruction.register0;
   const result = (cpu.low[register]! + 1) | 0;
   cpu.low[register] = result;
@@ -96,7 +213,7 @@ function incrementRegister32(cpu: Cpu, instruction: Instruction): void {
   cpu.flags.setIncDec(FlagOp.Inc, 4, result, 0);
 }
 
-function decrementRegister32(cpu: Cpu, instruction: Instruction): void {
+export function decrementRegister32(cpu: Cpu, instruction: Instruction): void {
   const register = instruction.register0;
   const result = (cpu.low[register]! - 1) | 0;
   cpu.low[register] = result;
@@ -104,7 +221,7 @@ function decrementRegister32(cpu: Cpu, instruction: Instruction): void {
   cpu.flags.setIncDec(FlagOp.Dec, 4, result, 0);
 }
 
-function testRegister(cpu: Cpu, instruction: Instruction): void {
+export function testRegister(cpu: Cpu, instruction: Instruction): void {
   const size = instruction.operandSize;
   const a = instruction.register0;
   const b = instruction.register1;
@@ -112,15 +229,85 @@ function testRegister(cpu: Cpu, instruction: Instruction): void {
   else cpu.flags.set(FlagOp.Logic, 4, cpu.low[a]! & cpu.low[b]!, 0, 0);
 }
 
+/*
+ * Stack forms for a 32-bit stack (SS.B = 1); any other stack width takes the
+ * generic handler, which also applies the 16-bit wrap.
+ */
+
+export function pushRegister32(cpu: Cpu, instruction: Instruction): void {
+  if (cpu.stackSize !== 4) return push(cpu, instruction);
+  const top = (cpu.low[4]! - 4) >>> 0;
+  cpu.mmu.write32(cpu.linear(Seg.SS, top, 4, true), cpu.low[instruction.register0]!);
+  cpu.low[4] = top;
+  cpu.high[4] = 0;
+}
+
+export function popRegister32(cpu: Cpu, instruction: Instruction): void {
+  if (cpu.stackSize !== 4) return pop(cpu, instruction);
+  const top = cpu.low[4]! >>> 0;
+  const value = cpu.mmu.read32(cpu.linear(Seg.SS, top, 4, false));
+  cpu.low[4] = top + 4;
+  cpu.high[4] = 0;
+  // POP ESP: the loaded value replaces the incremented pointer.
+  cpu.low[instruction.register0] = value;
+  cpu.high[instruction.register0] = 0;
+}
+
+/** CALL rel32 outside 64-bit mode. */
+export function callRelative32(cpu: Cpu, instruction: Instruction): void {
+  if (cpu.stackSize !== 4) return call(cpu, instruction);
+  const destination = (cpu.rip + instruction.immediate) >>> 0;
+  if (destination > cpu.segmentLimit[Seg.CS]!) cpu.fault(Vector.GP, 0);
+  const top = (cpu.low[4]! - 4) >>> 0;
+  cpu.mmu.write32(cpu.linear(Seg.SS, top, 4, true), cpu.rip);
+  cpu.low[4] = top;
+  cpu.high[4] = 0;
+  cpu.rip = destination;
+}
+
+/** RET (no immediate) outside 64-bit mode. */
+export function return32(cpu: Cpu, instruction: Instruction): void {
+  if (cpu.stackSize !== 4) return ret(cpu, instruction);
+  const top = cpu.low[4]! >>> 0;
+  const destination = cpu.mmu.read32(cpu.linear(Seg.SS, top, 4, false)) >>> 0;
+  if (destination > cpu.segmentLimit[Seg.CS]!) cpu.fault(Vector.GP, 0);
+  cpu.low[4] = top + 4;
+  cpu.high[4] = 0;
+  cpu.rip = destination;
+}
+
+/** Jcc with a 32-bit operand size outside 64-bit mode. */
+export function conditionalJump32(cpu: Cpu, instruction: Instruction): void {
+  if (!cpu.flags.condition(instruction.sub)) return;
+  const destination = (cpu.rip + instruction.immediate) >>> 0;
+  if (destination > cpu.segmentLimit[Seg.CS]!) cpu.fault(Vector.GP, 0);
+  cpu.rip = destination;
+}
+
+/** JMP rel with a 32-bit operand size outside 64-bit mode. */
+export function jump32(cpu: Cpu, instruction: Instruction): void {
+  const destination = (cpu.rip + instruction.immediate) >>> 0;
+  if (destination > cpu.segmentLimit[Seg.CS]!) cpu.fault(Vector.GP, 0);
+  cpu.rip = destination;
+}
+
 /**
  * A faster routine for this decoded form, or `undefined` to use the generic
- * handler. Only 32- and 64-bit register/memory forms are specialised.
+ * handler. Only 32- and 64-bit forms, and byte MOV to and from memory, are
+ * specialised; the stack and near-branch forms only outside 64-bit mode.
  */
 export function fastPath(entry: OpcodeEntry, instruction: Instruction): InstructionRun | undefined {
   const size = instruction.operandSize;
-  if (size !== 4 && size !== 8) return undefined;
   const kind0 = instruction.kind0;
   const kind1 = instruction.kind1;
+  if (size === 1 && entry.handler === 'mov') {
+    if (entry.operands[0] === 'Gb' && kind1 === OperandKind.Memory) return movLoad8;
+    if (entry.operands[1] === 'Gb' && kind0 === OperandKind.Memory) return movStore8;
+    return undefined;
+  }
+  if (size !== 4 && size !== 8) return undefined;
+  if (entry.handler === 'movzx' && size === 4 && kind1 === OperandKind.Memory) return movzxLoad32;
+  if (entry.handler === 'shift' && size === 4 && kind0 === OperandKind.Register && instruction.sub >= 4) return shiftRegister32;
   if (entry.handler === 'mov') {
     if (kind0 === OperandKind.Register && kind1 === OperandKind.Register) return size === 8 ? movRegister64 : movRegister32;
     if (kind0 === OperandKind.Register && kind1 === OperandKind.Immediate) return size === 8 ? movImmediate64 : movImmediate32;
@@ -131,11 +318,89 @@ export function fastPath(entry: OpcodeEntry, instruction: Instruction): Instruct
   if ((entry.handler === 'inc' || entry.handler === 'dec') && kind0 === OperandKind.Register && size === 4) {
     return entry.handler === 'inc' ? incrementRegister32 : decrementRegister32;
   }
+  if (size === 4 && instruction.mode !== CodeMode.Bits64) {
+    if (entry.handler === 'push' && kind0 === OperandKind.Register) return pushRegister32;
+    if (entry.handler === 'pop' && kind0 === OperandKind.Register) return popRegister32;
+    if (entry.handler === 'call') return callRelative32;
+    if (entry.handler === 'ret' && entry.operands.length === 0) return return32;
+    if (entry.handler === 'jcc') return conditionalJump32;
+    if (entry.handler === 'jmp') return jump32;
+  }
   if (entry.handler === 'test' && kind0 === OperandKind.Register && kind1 === OperandKind.Register) return testRegister;
   if (entry.handler === 'alu' && kind0 === OperandKind.Register) {
     if (kind1 === OperandKind.Register) return aluRegister;
     if (kind1 === OperandKind.Immediate) return aluImmediate;
     if (kind1 === OperandKind.Memory) return aluLoad;
   }
+  if (entry.handler === 'alu' && kind0 === OperandKind.Memory && size === 4 && (kind1 === OperandKind.Register || kind1 === OperandKind.Immediate)) return aluStore32;
   return undefined;
+}
+
+/**
+ * The handlers the run loop calls by number (`Instruction.inline`) instead of
+ * through `Instruction.run`: a call to a known function costs less than one
+ * through a property with hundreds of targets, and the compiler may inline it.
+ */
+export const InlineHandler = {
+  None: 0,
+  MovRegister32: 1,
+  MovRegister64: 2,
+  MovImmediate32: 3,
+  MovLoad32: 4,
+  MovLoad64: 5,
+  MovStore32: 6,
+  MovStore64: 7,
+  AluRegister: 8,
+  AluImmediate: 9,
+  AluLoad: 10,
+  IncrementRegister32: 11,
+  DecrementRegister32: 12,
+  TestRegister: 13,
+  PushRegister32: 14,
+  PopRegister32: 15,
+  CallRelative32: 16,
+  Return32: 17,
+  Jcc: 18,
+  Jmp: 19,
+  ConditionalJump32: 20,
+  Jump32: 21,
+  AluStore32: 22,
+  MovLoad8: 23,
+  MovStore8: 24,
+  MovzxLoad32: 25,
+  ShiftRegister32: 26,
+} as const;
+
+const INLINE_HANDLERS = new Map<InstructionRun, number>([
+  [movRegister32, InlineHandler.MovRegister32],
+  [movRegister64, InlineHandler.MovRegister64],
+  [movImmediate32, InlineHandler.MovImmediate32],
+  [movLoad32, InlineHandler.MovLoad32],
+  [movLoad64, InlineHandler.MovLoad64],
+  [movStore32, InlineHandler.MovStore32],
+  [movStore64, InlineHandler.MovStore64],
+  [aluRegister, InlineHandler.AluRegister],
+  [aluImmediate, InlineHandler.AluImmediate],
+  [aluLoad, InlineHandler.AluLoad],
+  [incrementRegister32, InlineHandler.IncrementRegister32],
+  [decrementRegister32, InlineHandler.DecrementRegister32],
+  [testRegister, InlineHandler.TestRegister],
+  [pushRegister32, InlineHandler.PushRegister32],
+  [popRegister32, InlineHandler.PopRegister32],
+  [callRelative32, InlineHandler.CallRelative32],
+  [return32, InlineHandler.Return32],
+  [jcc, InlineHandler.Jcc],
+  [jmp, InlineHandler.Jmp],
+  [conditionalJump32, InlineHandler.ConditionalJump32],
+  [jump32, InlineHandler.Jump32],
+  [aluStore32, InlineHandler.AluStore32],
+  [movLoad8, InlineHandler.MovLoad8],
+  [movStore8, InlineHandler.MovStore8],
+  [movzxLoad32, InlineHandler.MovzxLoad32],
+  [shiftRegister32, InlineHandler.ShiftRegister32],
+]);
+
+/** The `InlineHandler` number of a handler, or `InlineHandler.None`. */
+export function inlineHandlerOf(run: InstructionRun): number {
+  return INLINE_HANDLERS.get(run) ?? InlineHandler.None;
 }

@@ -3,6 +3,7 @@ import type { HandlerName, OpcodeEntry } from '../decoder/opcode-entry.js';
 import { fastPath } from './fast-paths.js';
 import { alu, cmpxchg, cmpxchgPair, dec, inc, neg, not, test, xadd } from './arithmetic.js';
 import { bitTest, bsf, bsr, bswap, lzcnt, movbe, popcnt, tzcnt } from './bits.js';
+import { addCarryFlag, andn, bitFieldExtract, lowestSetBit, multiplyFlagless, parallelBits, rotateFlagless, shiftFlagless, zeroHighBits } from './bmi.js';
 import { call, callFar, callFarIndirect, callIndirect, int, int1, int3, into, iret, jcc, jcxz, jmp, jmpFar, jmpFarIndirect, jmpIndirect, loop, ret, retFar } from './control-flow.js';
 import {
   bound, cmov, convert, convertDouble, enter, lahf, lea, leave, loadFarPointer, mov, movFromSeg, movToSeg, movsx, movsxd, movzx, pop, popSeg, popa, popf,
@@ -22,6 +23,7 @@ import { x87Arithmetic, x87CompareFlags, x87CompareRegister } from './x87-arithm
 import { x87Control, x87Wait } from './x87-control.js';
 import { x87Environment } from './x87-environment.js';
 import { fxsave } from './x87-fxsave.js';
+import { xgetbv, xsave, xsetbv } from './xsave.js';
 import { emms, simdInteger, simdMove, simdShift, simdShuffle } from './simd-integer.js';
 import { crc32, maskedMove, simdExtend, simdExtract, simdInsert, simdSpecial, stringCompare } from './simd-integer-sse4.js';
 import { mxcsr } from './sse-control.js';
@@ -44,9 +46,11 @@ export const HANDLERS: Readonly<Record<HandlerName, InstructionRun>> = {
   ltr, str, lmsw, smsw, invlpg, clts, movFromCr, movToCr, movFromDr, movToDr, lar, lsl, verr, verw, arpl, syscall, sysret, sysenter,
   sysexit, swapgs, loadFarPointer, bound, fpuEscape, movbe, privilegedNop, tooLong,
   x87Wait, x87Control, x87Load, x87Store, x87Exchange, x87Arithmetic, x87CompareRegister, x87CompareFlags, x87Unary, x87Transcendental, x87Environment, fxsave,
+  xgetbv, xsetbv, xsave,
   mxcsr, sseMove, sseMoveScalar, ssePartialMove, sseArithmetic, sseCompare, sseCompareFlags, sseHorizontal, sseApproximate, sseLogic,
   sseShuffle, sseMoveMask, sseExtract, sseConvert, sseRound, sseDotProduct,
   simdInteger, simdShift, simdShuffle, simdMove, simdInsert, simdExtract, simdSpecial, simdExtend, maskedMove, emms, stringCompare, crc32,
+  andn, bitFieldExtract, lowestSetBit, zeroHighBits, multiplyFlagless, parallelBits, rotateFlagless, shiftFlagless, addCarryFlag,
 };
 
 /** The routine for a decoded instruction: a specialised fast path when there is one, else the table's handler. */

@@ -12,13 +12,13 @@ function shiftRight(value: number, count: number): number {
 }
 
 /** 64-bit shifts on halves; the result's high half goes to `pair[1]`. */
-function shiftLeft64(low: number, high: number, count: number, pair: Int32Array): void {
+export function shiftLeft64(low: number, high: number, count: number, pair: Int32Array): void {
   if (count === 0) { pair[0] = low; pair[1] = high; }
   else if (count < 32) { pair[1] = (high << count) | (low >>> (32 - count)); pair[0] = low << count; }
   else if (count < 64) { pair[1] = low << (count - 32); pair[0] = 0; }
   else { pair[0] = 0; pair[1] = 0; }
 }
-function shiftRight64(low: number, high: number, count: number, pair: Int32Array): void {
+export function shiftRight64(low: number, high: number, count: number, pair: Int32Array): void {
   if (count === 0) { pair[0] = low; pair[1] = high; }
   else if (count < 32) { pair[0] = (low >>> count) | (high << (32 - count)); pair[1] = high >>> count; }
   else if (count < 64) { pair[0] = high >>> (count - 32); pair[1] = 0; }

@@ -74,6 +74,8 @@ function checkInterruptFlagPrivilege(cpu: Cpu): void {
 
 export function cpuid(cpu: Cpu, _instruction: Instruction): void {
   cpuidLeaf(cpu.model, cpu.low[Reg.RAX]! >>> 0, cpu.low[Reg.RCX]! >>> 0, cpu.wide);
+  // Leaf 1 ECX.OSXSAVE (27) mirrors CR4.OSXSAVE.
+  if (cpu.low[Reg.RAX] === 1 && (cpu.cr4 & Cr4.OSXSAVE) !== 0) cpu.wide[2] = cpu.wide[2]! | (1 << 27);
   cpu.writeRegister(Reg.RAX, 4, cpu.wide[0]!, 0);
   cpu.writeRegister(Reg.RBX, 4, cpu.wide[1]!, 0);
   cpu.writeRegister(Reg.RCX, 4, cpu.wide[2]!, 0);
@@ -232,7 +234,7 @@ export function clts(cpu: Cpu, _instruction: Instruction): void {
   cpu.cr0 &= ~Cr0.TS;
 }
 
-const CR4_ALLOWED = Cr4.TSD | Cr4.DE | Cr4.PSE | Cr4.PAE | Cr4.PGE | Cr4.PCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT;
+const CR4_ALLOWED = Cr4.TSD | Cr4.DE | Cr4.PSE | Cr4.PAE | Cr4.PGE | Cr4.PCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT | Cr4.OSXSAVE;
 
 /** MOV to CR0 with its consistency checks and the long-mode activation rules. */
 export function writeCr0(cpu: Cpu, value: number): void {
@@ -290,6 +292,8 @@ export function movToCr(cpu: Cpu, instruction: Instruction): void {
       return;
     case 4: {
       if (high !== 0 || (low & ~CR4_ALLOWED) !== 0) cpu.fault(Vector.GP, 0);
+      // OSXSAVE is settable only where CPUID advertises XSAVE.
+      if ((low & Cr4.OSXSAVE) !== 0 && !cpu.model.features.has('xsave')) cpu.fault(Vector.GP, 0);
       if (cpu.isLongMode() && (low & Cr4.PAE) === 0) cpu.fault(Vector.GP, 0);
       const changed = cpu.cr4 ^ low;
       cpu.cr4 = low;

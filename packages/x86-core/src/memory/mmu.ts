@@ -16,24 +16,31 @@ const PAGE_FAULT_FETCH = 16;
 export const Access = { Read: 0, Write: 1, Execute: 2 } as const;
 export type Access = (typeof Access)[keyof typeof Access];
 
-/** One direct-mapped TLB: linear page base → frame, with the permissions the walk found. */
+/**
+ * One direct-mapped TLB: linear page base → frame. A slot has one tag per
+ * privilege (supervisor, user), NO_PAGE where that privilege may not use the
+ * translation, so a hit is a single compare against the tags of the current one.
+ */
 class Tlb {
-  readonly tag = new Float64Array(TLB_SIZE).fill(NO_PAGE);
+  readonly supervisorTag = new Float64Array(TLB_SIZE).fill(NO_PAGE);
+  readonly userTag = new Float64Array(TLB_SIZE).fill(NO_PAGE);
+  /** The tags of the privilege memory accesses are checked at now (see `Mmu.setUserAccess`). */
+  tag = this.supervisorTag;
   readonly physicalPage = new Float64Array(TLB_SIZE);
   readonly frame: Array<MemoryFrame | undefined> = new Array<MemoryFrame | undefined>(TLB_SIZE).fill(undefined);
-  /** Bit 0: user may use it; bit 1: supervisor may use it. */
-  readonly allowed = new Uint8Array(TLB_SIZE);
 
   flush(): void {
-    this.tag.fill(NO_PAGE);
+    this.supervisorTag.fill(NO_PAGE);
+    this.userTag.fill(NO_PAGE);
     this.frame.fill(undefined);
   }
 
   dropPhysical(first: number, count: number): void {
     for (let i = 0; i < TLB_SIZE; i++) {
       const page = this.physicalPage[i]!;
-      if (this.tag[i] !== NO_PAGE && page >= first && page < first + count) {
-        this.tag[i] = NO_PAGE;
+      if (this.supervisorTag[i] !== NO_PAGE && page >= first && page < first + count) {
+        this.supervisorTag[i] = NO_PAGE;
+        this.userTag[i] = NO_PAGE;
         this.frame[i] = undefined;
       }
     }
@@ -83,15 +90,18 @@ export class Mmu {
     this.writeTlb.dropPhysical(physicalPage, 1);
   }
 
-  private user(): number {
-    return this.cpu.memoryPrivilege === 3 ? 1 : 2;
+  /** Selects the TLB tags of user (privilege 3) or supervisor accesses; the CPU calls it when its memory privilege changes. */
+  setUserAccess(user: boolean): void {
+    this.readTlb.tag = user ? this.readTlb.userTag : this.readTlb.supervisorTag;
+    this.writeTlb.tag = user ? this.writeTlb.userTag : this.writeTlb.supervisorTag;
+    this.fetchTlb.tag = user ? this.fetchTlb.userTag : this.fetchTlb.supervisorTag;
   }
 
   read8(linear: number): number {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
-    if (tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       return frame.u8[frame.byteOffset + offset]!;
     }
@@ -102,7 +112,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
-    if (offset <= 0xffe && tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (offset <= 0xffe && tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       const at = frame.byteOffset + offset;
       return (at & 1) === 0 ? frame.u16[at >> 1]! : frame.u8[at]! | (frame.u8[at + 1]! << 8);
@@ -114,7 +124,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
-    if (offset <= 0xffc && tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (offset <= 0xffc && tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       const at = frame.byteOffset + offset;
       return (at & 3) === 0 ? frame.u32[at >> 2]! | 0 : frame.view.getInt32(at, true);
@@ -127,7 +137,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
-    if (offset <= 0xff8 && tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (offset <= 0xff8 && tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       const at = frame.byteOffset + offset;
       if ((at & 3) === 0) {
@@ -145,7 +155,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
-    if (offset <= 0xff8 && tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (offset <= 0xff8 && tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       const at = frame.byteOffset + offset;
       if ((at & 3) === 0) {
@@ -163,7 +173,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
-    if (tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       frame.u8[frame.byteOffset + offset] = value;
       return;
@@ -175,7 +185,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
-    if (offset <= 0xffe && tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (offset <= 0xffe && tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       const at = frame.byteOffset + offset;
       if ((at & 1) === 0) frame.u16[at >> 1] = value;
@@ -189,7 +199,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
-    if (offset <= 0xffc && tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (offset <= 0xffc && tlb.tag[slot] === linear - offset) {
       const frame = tlb.frame[slot]!;
       const at = frame.byteOffset + offset;
       if ((at & 3) === 0) frame.u32[at >> 2] = value;
@@ -211,7 +221,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.fetchTlb;
-    if (tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) {
+    if (tlb.tag[slot] === linear - offset) {
       this.fetchPhysical = tlb.physicalPage[slot]!;
       return tlb.frame[slot];
     }
@@ -274,7 +284,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
-    if (tlb.tag[slot] === linear - offset && (tlb.allowed[slot]! & this.user()) !== 0) return tlb.frame[slot];
+    if (tlb.tag[slot] === linear - offset) return tlb.frame[slot];
     const physical = this.translate(linear, Access.Write);
     this.lastPhysical = physical;
     if (!this.isRamPage(physical)) return undefined;
@@ -291,12 +301,11 @@ export class Mmu {
 
   private fill(tlb: Tlb, base: number, physicalPage: number, frame: MemoryFrame): void {
     const slot = (base >>> 12) & TLB_MASK;
-    tlb.tag[slot] = base;
     tlb.physicalPage[slot] = physicalPage;
     tlb.frame[slot] = frame;
     // Supervisor may always use what the walk allowed (WP was checked by the walk for this access).
-    tlb.allowed[slot] = (this.walkUser ? 1 : 0) | 2;
-    if (tlb === this.writeTlb && !this.walkWritable) tlb.allowed[slot] = 2;
+    tlb.supervisorTag[slot] = base;
+    tlb.userTag[slot] = this.walkUser && (tlb !== this.writeTlb || this.walkWritable) ? base : NO_PAGE;
   }
 
   private isRamPage(physical: number): boolean {

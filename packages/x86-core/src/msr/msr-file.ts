@@ -31,10 +31,18 @@ const TWO_32 = 4294967296;
 export function isStored(index: number): boolean {
   return (
     index === Msr.SYSENTER_CS || index === Msr.SYSENTER_ESP || index === Msr.SYSENTER_EIP || index === Msr.MISC_ENABLE ||
-    index === Msr.PAT || index === Msr.MTRR_DEF_TYPE || (index >= 0x200 && index <= 0x20f) || index === 0x250 || index === 0x258 ||
-    index === 0x259 || (index >= 0x268 && index <= 0x26f) || index === Msr.STAR || index === Msr.LSTAR || index === Msr.CSTAR ||
+    index === Msr.PAT || index === Msr.MTRR_DEF_TYPE || (index >= 0x200 && index <= 0x20f) || isFixedRangeMtrr(index) || index === Msr.STAR || index === Msr.LSTAR || index === Msr.CSTAR ||
     index === Msr.FMASK || index === Msr.KERNEL_GS_BASE || index === Msr.TSC_AUX || index === Msr.FEATURE_CONTROL || index === Msr.BIOS_SIGN_ID
   );
+}
+
+/** MTRR memory types: UC 0, WC 1, WT 4, WP 5, WB 6 (2, 3 and 7 are reserved and raise #GP). */
+function isMtrrType(type: number): boolean {
+  return type === 0 || type === 1 || (type >= 4 && type <= 6);
+}
+
+function isFixedRangeMtrr(index: number): boolean {
+  return index === 0x250 || index === 0x258 || index === 0x259 || (index >= 0x268 && index <= 0x26f);
 }
 
 /** Registers that must hold canonical addresses (#GP otherwise). */
@@ -163,11 +171,26 @@ export class MsrFile {
         }
         this.set(index, low, high);
         return true;
+      case Msr.MTRR_DEF_TYPE:
+        // Type in bits 7:0, FE bit 10, E bit 11; everything else reserved.
+        if (high !== 0 || (low & ~0xcff) !== 0 || !isMtrrType(low & 0xff)) return false;
+        this.set(index, low, high);
+        return true;
       default:
+        if (isFixedRangeMtrr(index)) {
+          for (let i = 0; i < 4; i++) if (!isMtrrType((low >>> (8 * i)) & 0xff) || !isMtrrType((high >>> (8 * i)) & 0xff)) return false;
+        } else if (index >= 0x200 && index <= 0x20f && !this.validVariableMtrr(index, low, high)) return false;
         if (!isStored(index)) return false;
         this.set(index, low, high);
         return true;
     }
+  }
+
+  /** PHYSBASE: type in 7:0, bits 11:8 reserved; PHYSMASK: bits 10:0 reserved (11 is V). Both: no bits at or above MAXPHYADDR. */
+  private validVariableMtrr(index: number, low: number, high: number): boolean {
+    const highBits = this.cpu.model.physicalAddressBits - 32;
+    if (highBits < 32 && (high >>> highBits) !== 0) return false;
+    return (index & 1) === 0 ? (low & 0xf00) === 0 && isMtrrType(low & 0xff) : (low & 0x7ff) === 0;
   }
 
   private writeEfer(low: number, high: number): boolean {

@@ -1,7 +1,7 @@
 import { StateReader, type SavedState } from '@tsvirt/interfaces';
 import type { Cpu } from '../cpu.js';
 import type { FpuState } from '../fpu/fpu-state.js';
-import { MXCSR_MASK } from '../fpu/sse-state.js';
+import { MXCSR_MASK, XCR0_SUPPORTED } from '../fpu/sse-state.js';
 import { isStored } from '../msr/msr-file.js';
 
 const ADDRESS = 2 ** 53 - 1;
@@ -49,10 +49,11 @@ export interface CpuState extends SavedState {
   readonly sse: SseRecord;
 }
 
-/** XMM0–XMM15 as 64 unsigned 32-bit lanes (register * 4 + lane) and MXCSR. */
+/** XMM0–XMM15 as 64 unsigned 32-bit lanes (register * 4 + lane), MXCSR and XCR0 (absent in older states: 1). */
 export interface SseRecord {
   xmm: number[];
   mxcsr: number;
+  xcr0?: number;
 }
 
 /** The x87 state: registers by physical number as [signExponent, high, low] triples, the "empty" bit per register. */
@@ -157,7 +158,7 @@ export function saveCpu(cpu: Cpu): CpuState {
     shutdown: run.shutdown,
     waitingForStartup: run.waitingForStartup,
     fpu: saveFpu(cpu.fpu),
-    sse: { xmm: [...cpu.sse.xmm], mxcsr: cpu.sse.mxcsr },
+    sse: { xmm: [...cpu.sse.xmm], mxcsr: cpu.sse.mxcsr, xcr0: cpu.sse.xcr0 },
   };
 }
 
@@ -211,7 +212,8 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   const waitingForStartup = reader.boolean('waitingForStartup');
   const fpu = readFpu(reader.child('fpu'));
   const sseReader = reader.child('sse');
-  const sse = { xmm: sseReader.uintArray('xmm', 64, U32, 64), mxcsr: sseReader.uint('mxcsr', MXCSR_MASK) };
+  const sse = { xmm: sseReader.uintArray('xmm', 64, U32, 64), mxcsr: sseReader.uint('mxcsr', MXCSR_MASK), xcr0: sseReader.has('xcr0') ? sseReader.uint('xcr0', XCR0_SUPPORTED) : 1 };
+  if ((sse.xcr0 & 1) === 0) sseReader.fail('xcr0', 'bit 0 (x87) must be set');
 
   // Everything is valid: apply.
   for (let i = 0; i < 16; i++) {
@@ -250,4 +252,5 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   applyFpu(cpu.fpu, fpu);
   cpu.sse.xmm.set(sse.xmm);
   cpu.sse.mxcsr = sse.mxcsr;
+  cpu.sse.xcr0 = sse.xcr0;
 }

@@ -169,6 +169,7 @@ export function switchTask(cpu: Cpu, selector: number, slot: DescriptorSlot, rea
     cpu.high[i] = 0;
   }
   cpu.debug[7] = (cpu.debug[7]! & ~DR7_LOCAL_ENABLES) >>> 0;
+  cpu.updateBreakpoints();
   loadTaskState(cpu, selectors, ldt, ext);
   if (trap !== 0) cpu.taskSwitchTrap();
   return new32 ? 4 : 2;

@@ -57,8 +57,10 @@ export class InterpreterCaseRunner {
     const cpu = this.cpu;
     const bits = oracleCase.bits;
     cpu.reset();
-    // As Linux runs user code: SSE enabled with #XM for unmasked SIMD exceptions.
-    cpu.setControlRegister(4, Cr4.PAE | Cr4.OSFXSR | Cr4.OSXMMEXCPT);
+    // As Linux runs user code: SSE enabled with #XM for unmasked SIMD exceptions, XSAVE (x87 and SSE) where the model has it.
+    const xsave = cpu.model.features.has('xsave');
+    cpu.setControlRegister(4, Cr4.PAE | Cr4.OSFXSR | Cr4.OSXMMEXCPT | (xsave ? Cr4.OSXSAVE : 0));
+    if (xsave) cpu.sse.xcr0 = 3;
     cpu.setControlRegister(3, TABLES);
     cpu.setEfer(Efer.LME | Efer.NXE);
     // As Linux runs user code: NE (x87 errors as #MF) and MP (WAIT honours TS).

@@ -161,16 +161,34 @@ export const Resource = {
     view.setUint32(22, (maximum - minimum + 1) >>> 0, true);
     return bytes;
   },
-  /** Fixed-range I/O port descriptor (16-bit decode). */
-  io(base: number, length: number): Uint8Array {
-    return Uint8Array.of(0x47, 0x01, base & 0xff, base >> 8, base & 0xff, base >> 8, 0x01, length);
+  /** ASL `IO (Decode16, base, base, alignment, length)`: a fixed I/O port range (small descriptor 0x47). */
+  io(base: number, length: number, alignment = 1): Uint8Array {
+    if (!isUint(base, 0xffff) || !isUint(length, 0xff) || !isUint(alignment, 0xff)) throw new RangeError(`bad IO descriptor: base ${base}, length ${length}, alignment ${alignment}`);
+    return Uint8Array.of(0x47, 0x01, base & 0xff, base >> 8, base & 0xff, base >> 8, alignment, length);
   },
-  /** IRQ descriptor (edge, active high, exclusive) for one ISA IRQ. */
-  irq(irq: number): Uint8Array {
-    const mask = 1 << irq;
+  /** ASL `IRQNoFlags () {irqs}`: ISA IRQs, edge-triggered, active high, exclusive (the 2-byte form of descriptor 0x22). */
+  irqNoFlags(...irqs: number[]): Uint8Array {
+    if (irqs.length === 0 || irqs.some((irq) => !isUint(irq, 15))) throw new RangeError(`bad IRQ list: ${irqs.join(', ')}`);
+    const mask = irqs.reduce((bits, irq) => bits | (1 << irq), 0);
     return Uint8Array.of(0x22, mask & 0xff, mask >> 8);
   },
+  /** ASL `Memory32Fixed (ReadOnly | ReadWrite, base, length)` (large descriptor 0x86). */
+  memory32Fixed(base: number, length: number, writable: boolean): Uint8Array {
+    if (!isUint(base, 0xffff_ffff) || !isUint(length, 0xffff_ffff)) throw new RangeError(`bad Memory32Fixed descriptor: base ${base}, length ${length}`);
+    const bytes = new Uint8Array(12);
+    const view = new DataView(bytes.buffer);
+    bytes[0] = 0x86;
+    view.setUint16(1, 9, true);
+    bytes[3] = writable ? 1 : 0;
+    view.setUint32(4, base, true);
+    view.setUint32(8, length, true);
+    return bytes;
+  },
 };
+
+function isUint(value: number, maximum: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= maximum;
+}
 
 function wordAddress(type: number, generalFlags: number, typeFlags: number, minimum: number, maximum: number): Uint8Array {
   const bytes = new Uint8Array(16);

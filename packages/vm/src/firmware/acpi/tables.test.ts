@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { eisaId, integer, nameString, packageLength } from './aml.js';
+import { Resource, eisaId, integer, nameString, packageLength } from './aml.js';
 import { buildAcpiTables, defaultAcpiConfig } from './tables.js';
 
 const hasIasl = spawnSync('iasl', ['-v']).status === 0;
@@ -31,6 +31,21 @@ describe('AML encoding', () => {
     expect([...nameString('\\_SB.PCI0')]).toEqual([0x5c, 0x2e, ...'_SB_PCI0'].map((c) => (typeof c === 'string' ? c.charCodeAt(0) : c)));
     expect([...integer(0)]).toEqual([0x00]);
     expect([...integer(0x1234)]).toEqual([0x0b, 0x34, 0x12]);
+  });
+
+  it('encodes the ISA resource descriptors as ACPI 6.4.2 lays them out', () => {
+    // IO: tag 0x47, Decode16, minimum, maximum, alignment, length.
+    expect([...Resource.io(0x3f8, 8, 0)]).toEqual([0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08]);
+    expect([...Resource.io(0x60, 1)]).toEqual([0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x01, 0x01]);
+    // IRQNoFlags: tag 0x22 (two bytes follow), a 16-bit mask.
+    expect([...Resource.irqNoFlags(1)]).toEqual([0x22, 0x02, 0x00]);
+    expect([...Resource.irqNoFlags(12)]).toEqual([0x22, 0x00, 0x10]);
+    expect([...Resource.irqNoFlags(3, 4)]).toEqual([0x22, 0x18, 0x00]);
+    // Memory32Fixed: large tag 0x86, length 9, read-only, base, length.
+    expect([...Resource.memory32Fixed(0xfed0_0000, 0x400, false)]).toEqual([0x86, 0x09, 0x00, 0x00, 0x00, 0x00, 0xd0, 0xfe, 0x00, 0x04, 0x00, 0x00]);
+    expect(() => Resource.io(0x1_0000, 1)).toThrow(RangeError);
+    expect(() => Resource.irqNoFlags(16)).toThrow(RangeError);
+    expect(() => Resource.irqNoFlags()).toThrow(RangeError);
   });
 });
 
@@ -68,7 +83,31 @@ describe('ACPI tables', () => {
       // Slot 3 INTD: PIRQ (3 + 3) % 4 = C, routed to IRQ 11.
       expect(dsdt).toMatch(/0x0003FFFF,\s*\n\s*0x03,\s*\n\s*Zero,\s*\n\s*0x0B/);
       expect(dsdt).toMatch(/0x0000FFFF,\s*\n\s*Zero,\s*\n\s*Zero,\s*\n\s*0x0A/);
+      // The ISA bridge (PIIX3 at 00:01.0) and its PnP devices, as QEMU's pc has them.
+      expect(dsdt).toMatch(/Device \(ISA\)\s*\{\s*Name \(_ADR, 0x00010000\)/);
+      const isaDevice = (deviceName: string) => new RegExp(`Device \\(${deviceName}\\)[\\s\\S]*?\\n {16}\\}`).exec(dsdt)?.[0] ?? '';
+      const ioRanges = (text: string) => [...text.matchAll(/IO \(Decode16,\s*(0x\w+),\s*\/\/ Range Minimum\s*(0x\w+),\s*\/\/ Range Maximum\s*(0x\w+),\s*\/\/ Alignment\s*(0x\w+),/g)].map((m) => m.slice(1).join(' '));
+      const irqs = (text: string) => [...text.matchAll(/IRQNoFlags \(\)\s*\{(\d+)\}/g)].map((m) => Number(m[1]));
+      const keyboard = isaDevice('KBD');
+      expect(keyboard).toMatch(/EisaId \("PNP0303"\)/);
+      expect(ioRanges(keyboard)).toEqual(['0x0060 0x0060 0x01 0x01', '0x0064 0x0064 0x01 0x01']);
+      expect(irqs(keyboard)).toEqual([1]);
+      const mouse = isaDevice('MOU');
+      expect(mouse).toMatch(/EisaId \("PNP0F13"\)/);
+      expect(irqs(mouse)).toEqual([12]);
+      const com1 = isaDevice('COM1');
+      expect(com1).toMatch(/EisaId \("PNP0501"\)/);
+      expect(ioRanges(com1)).toEqual(['0x03F8 0x03F8 0x00 0x08']);
+      expect(irqs(com1)).toEqual([4]);
+      const rtc = isaDevice('RTC');
+      expect(rtc).toMatch(/EisaId \("PNP0B00"\)/);
+      expect(ioRanges(rtc)).toEqual(['0x0070 0x0070 0x01 0x08']);
+      expect(irqs(rtc)).toEqual([8]);
+      expect(dsdt).toMatch(/Device \(HPET\)[\s\S]*?EisaId \("PNP0103"\)[\s\S]*?Memory32Fixed \(ReadOnly,\s*0xFED00000,\s*\/\/ Address Base\s*0x00000400,/);
       const fadt = disassemble('FACP');
+      // Exactly one FACS pointer: the 32-bit FIRMWARE_CTRL (the FACS is below 4 GiB), X_FIRMWARE_CTRL zero.
+      expect(fadt).toMatch(new RegExp(`\\[024h 0036 {3}4\\] +FACS Address : ${tables.addresses.FACS!.toString(16).toUpperCase().padStart(8, '0')}`));
+      expect(fadt).toMatch(/\[084h 0132 {3}8\] +FACS Address : 0000000000000000/);
       expect(fadt).toMatch(/SCI Interrupt : 0009/);
       expect(fadt).toMatch(/PM1A Control Block Address : 00000604/);
       expect(fadt).toMatch(/PM Timer Block Address : 00000608/);

@@ -29,6 +29,18 @@ export interface AcpiConfig {
   readonly pirqToIrq: readonly [number, number, number, number];
   /** PCI slots in use on bus 0 (device numbers); `_PRT` covers these. */
   readonly pciSlots: readonly number[];
+  /** The ISA bridge (PIIX3 function 0) and the legacy devices behind it, described in the DSDT for PnP. */
+  readonly isa: IsaConfig;
+}
+
+export interface IsaConfig {
+  /** PCI device number of the ISA bridge on bus 0. */
+  readonly bridgeSlot: number;
+  /** The i8042: its data and command ports and the keyboard and mouse IRQs. */
+  readonly i8042?: { readonly dataPort: number; readonly commandPort: number; readonly keyboardIrq: number; readonly mouseIrq: number };
+  /** 16550 UARTs, COM1 first. */
+  readonly serialPorts: readonly { readonly base: number; readonly irq: number }[];
+  readonly rtc?: { readonly base: number; readonly irq: number };
 }
 
 /** QEMU's pc machine, as tsvirt builds it by default. */
@@ -41,6 +53,12 @@ export const defaultAcpiConfig: AcpiConfig = {
   reset: { port: 0xcf9, value: 0x06 },
   pirqToIrq: [10, 10, 11, 11],
   pciSlots: Array.from({ length: 32 }, (_, slot) => slot),
+  isa: {
+    bridgeSlot: 1,
+    i8042: { dataPort: 0x60, commandPort: 0x64, keyboardIrq: 1, mouseIrq: 12 },
+    serialPorts: [{ base: 0x3f8, irq: 4 }],
+    rtc: { base: 0x70, irq: 8 },
+  },
 };
 
 export interface AcpiTables {
@@ -119,7 +137,8 @@ function fadt(config: AcpiConfig, facs: number, dsdt: number): Uint8Array {
   view.setUint32(at(112), (1 << 0) | (1 << 2) | (1 << 5) | (1 << 7) | (1 << 10), true);
   ioAddress(view, at(116), config.reset.port, 8, 1);
   view.setUint8(at(128), config.reset.value);
-  view.setBigUint64(at(132), BigInt(facs), true);
+  // X_FIRMWARE_CTRL (132) stays 0: ACPI says at most one of the two FACS pointers may be non-zero, and the
+  // 64-bit one is for a FACS above 4 GiB. Ours is in low memory, so FIRMWARE_CTRL carries it (as QEMU's FADTs).
   view.setBigUint64(at(140), BigInt(dsdt), true);
   ioAddress(view, at(148), config.pm.pm1aEvent, 32, 2);
   ioAddress(view, at(172), config.pm.pm1aControl, 16, 2);
@@ -182,6 +201,30 @@ function hpet(address: number): Uint8Array {
   return systemTable('HPET', 1, body);
 }
 
+/** The ISA bridge's devices, as QEMU's pc describes them, so PnP drivers (i8042, serial, rtc_cmos) find them. */
+function isaBridge(isa: IsaConfig): AmlTerm {
+  const devices: AmlTerm[] = [];
+  if (isa.i8042 !== undefined) {
+    const { dataPort, commandPort, keyboardIrq, mouseIrq } = isa.i8042;
+    devices.push(
+      device('KBD', name('_HID', eisaId('PNP0303')), name('_CRS', resourceTemplate(Resource.io(dataPort, 1), Resource.io(commandPort, 1), Resource.irqNoFlags(keyboardIrq)))),
+      device('MOU', name('_HID', eisaId('PNP0F13')), name('_CRS', resourceTemplate(Resource.irqNoFlags(mouseIrq)))),
+    );
+  }
+  isa.serialPorts.forEach(({ base, irq }, index) => {
+    devices.push(device(`COM${index + 1}`, name('_HID', eisaId('PNP0501')), name('_UID', integer(index + 1)), name('_CRS', resourceTemplate(Resource.io(base, 8, 0), Resource.irqNoFlags(irq)))));
+  });
+  if (isa.rtc !== undefined) {
+    // Eight ports as QEMU declares them: rtc_cmos then assumes the second NVRAM bank (242 bytes in all).
+    devices.push(device('RTC', name('_HID', eisaId('PNP0B00')), name('_CRS', resourceTemplate(Resource.io(isa.rtc.base, 8), Resource.irqNoFlags(isa.rtc.irq)))));
+  }
+  return device('ISA', name('_ADR', dword((isa.bridgeSlot << 16) >>> 0)), ...devices);
+}
+
+function hpetDevice(address: number): AmlTerm {
+  return device('HPET', name('_HID', eisaId('PNP0103')), name('_UID', integer(0)), name('_CRS', resourceTemplate(Resource.memory32Fixed(address, 0x400, false))));
+}
+
 function dsdt(config: AcpiConfig): Uint8Array {
   // _PRT: slot S, pin P (INTA=0) reaches PIRQ[(S + P) % 4], which the PIIX3 routes to an ISA IRQ.
   const routes: AmlTerm[] = [];
@@ -208,8 +251,10 @@ function dsdt(config: AcpiConfig): Uint8Array {
         Resource.memoryWindow(PcLayout.pciHoleStart, PcLayout.pciHoleEnd - 1),
       ),
     ),
+    isaBridge(config.isa),
   );
-  const body = concat(scope('\\_SB', pciHostBridge), name('\\_S5', aPackage(integer(config.pm.sleepTypeS5), integer(config.pm.sleepTypeS5), integer(0), integer(0))));
+  const systemBus = config.hpetAddress === undefined ? [pciHostBridge] : [pciHostBridge, hpetDevice(config.hpetAddress)];
+  const body = concat(scope('\\_SB', ...systemBus), name('\\_S5', aPackage(integer(config.pm.sleepTypeS5), integer(config.pm.sleepTypeS5), integer(0), integer(0))));
   return systemTable('DSDT', 2, body);
 }
 
