@@ -16,7 +16,7 @@ const CPUINFO: Record<CpuModelName, { vendor: string; name: string; flags: strin
 };
 
 export function expectHealthyBoot(run: GuestRun, manifest: GuestManifest, machineName: 'x86_64' | 'i686', model: CpuModelName): void {
-  expect(run.exit).toEqual({ kind: 'power-off' });
+  expect(run.status, 'tsvirt run exits 0 when the guest powers off').toBe(0);
   expect(run.serial).toContain(`TSVIRT-READY ${manifest.kernelVersion}`);
   expect(run.serial).toContain('TSVIRT-DONE');
   for (const command of SHELL_COMMANDS) expect(run.exitStatuses.get(command), command).toBe(0);

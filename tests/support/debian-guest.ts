@@ -1,13 +1,16 @@
-import { readFileSync } from 'node:fs';
-import type { CharacterBackend, ClockMode } from '@tsvirt/interfaces';
-import { PcMachine, type MachineExit } from '@tsvirt/vm';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CpuModelName } from '@tsvirt/x86-core';
 import type { GuestManifest } from '../../scripts/guests/build.js';
 
 export { debianGuest } from './guests.js';
 
 export interface GuestRun {
-  readonly exit: MachineExit;
+  /** `tsvirt run`'s exit status: 0 when the guest powered off. */
+  readonly status: number | null;
   /** Everything the guest wrote on COM1. */
   readonly serial: string;
   /** Each `tsvirt.run` command's output, by command, as init framed it. */
@@ -15,48 +18,39 @@ export interface GuestRun {
   readonly exitStatuses: ReadonlyMap<string, number>;
 }
 
-/** Serial output kept in memory; the guest never reads input here. */
-class CapturedSerial implements CharacterBackend {
-  private readonly chunks: Buffer[] = [];
-  write(data: Uint8Array): void {
-    this.chunks.push(Buffer.from(data));
-  }
-  connect(): void {}
-  notifyReceiveReady(): void {}
-  text(): string {
-    return Buffer.concat(this.chunks).toString('latin1');
-  }
-}
+const CLI = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.url));
 
 /**
- * Boots the guest kit's kernel and initramfs on the pc machine with
- * `commands` as `tsvirt.run` (init runs them, frames their output with
- * TSVIRT-BEGIN/END markers and powers off).
+ * Boots the guest kit's kernel and initramfs with the built `tsvirt run`
+ * (`pnpm test` builds first), as a user would, with `commands` as
+ * `tsvirt.run` (init runs them, frames their output with TSVIRT-BEGIN/END
+ * markers and powers off). A process of its own also runs the CPU at full
+ * speed: vitest's module transform makes every cross-module call in the
+ * interpreter several times slower.
  */
-export async function bootWithCommands(
-  manifest: GuestManifest,
-  commands: readonly string[],
-  options: { clockMode?: ClockMode; memoryBytes?: number; cpuModel?: CpuModelName } = {},
-): Promise<GuestRun> {
-  const serial = new CapturedSerial();
-  const machine = new PcMachine({
-    memoryBytes: options.memoryBytes ?? 256 * 1024 * 1024,
-    kernel: readFileSync(manifest.kernel),
-    initrd: readFileSync(manifest.initramfs),
-    commandLine: `console=ttyS0 panic=-1 tsvirt.run="${commands.join(';')}"`,
-    clockMode: options.clockMode ?? 'deterministic',
-    cpuModel: options.cpuModel,
-    serial,
-  });
-  const exit = await machine.run();
-  const text = serial.text();
-  const outputs = new Map<string, string>();
-  const exitStatuses = new Map<string, number>();
-  for (const match of text.matchAll(/TSVIRT-BEGIN (.*)\r?\n([\s\S]*?)TSVIRT-END (\d+)/g)) {
-    outputs.set(match[1]!, match[2]!.replace(/\r\n/g, '\n'));
-    exitStatuses.set(match[1]!, Number(match[3]));
+export async function bootWithCommands(manifest: GuestManifest, commands: readonly string[], options: { cpuModel?: CpuModelName } = {}): Promise<GuestRun> {
+  const directory = mkdtempSync(path.join(tmpdir(), 'tsvirt-boot-'));
+  const consoleFile = path.join(directory, 'console.txt');
+  try {
+    const args = [CLI, 'run', '--kernel', manifest.kernel, '--initrd', manifest.initramfs, '--memory', '256M', '--deterministic', '--serial', `file:${consoleFile}`];
+    args.push('--append', `console=ttyS0 panic=-1 tsvirt.run="${commands.join(';')}"`);
+    if (options.cpuModel !== undefined) args.push('--cpu', options.cpuModel);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const status = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code) => resolve(code));
+    });
+    const text = readFileSync(consoleFile, 'latin1');
+    const outputs = new Map<string, string>();
+    const exitStatuses = new Map<string, number>();
+    for (const match of text.matchAll(/TSVIRT-BEGIN (.*)\r?\n([\s\S]*?)TSVIRT-END (\d+)/g)) {
+      outputs.set(match[1]!, match[2]!.replace(/\r\n/g, '\n'));
+      exitStatuses.set(match[1]!, Number(match[3]));
+    }
+    return { status, serial: text, outputs, exitStatuses };
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
   }
-  return { exit, serial: text, outputs, exitStatuses };
 }
 
 /** Messages that mean the kernel found something wrong with itself or with the machine. */
