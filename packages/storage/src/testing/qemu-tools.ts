@@ -1,11 +1,19 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
 /** True while `pid` runs and is not a zombie (Linux's /proc; elsewhere, while it exists). */
 function running(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    // Every thread, not just the leader: a zombie leader of a multithreaded process (qemu-nbd)
+    // may still have threads exiting with the file table, and so the image's locks, open.
+    return readdirSync(`/proc/${pid}/task`).some((thread) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${thread}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+      } catch {
+        return false;
+      }
+    });
   } catch {
     try {
       process.kill(pid, 0);
