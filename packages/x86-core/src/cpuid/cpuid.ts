@@ -65,6 +65,14 @@ function topologyLeaf(subleaf: number, out: Int32Array): void {
   }
 }
 
+/** Leaves 0 and 0x80000000: the highest leaf of the range in EAX, the vendor string in EBX, EDX, ECX. */
+function maximumAndVendor(maximum: number, vendor: string, out: Int32Array): void {
+  out[0] = maximum;
+  out[1] = word(vendor, 0);
+  out[3] = word(vendor, 4);
+  out[2] = word(vendor, 8);
+}
+
 /**
  * CPUID leaf `leaf` (sub-leaf `subleaf`) for `model`: EAX, EBX, ECX, EDX in
  * `out[0..3]`. Leaves past the maximum return zeros.
@@ -76,10 +84,7 @@ export function cpuidLeaf(model: CpuModel, leaf: number, subleaf: number, out: I
     if (leaf > model.maxLeaf) return;
     switch (leaf) {
       case 0:
-        out[0] = model.maxLeaf;
-        out[1] = word(vendor, 0);
-        out[3] = word(vendor, 4);
-        out[2] = word(vendor, 8);
+        maximumAndVendor(model.maxLeaf, vendor, out);
         return;
       case 1:
         out[0] = model.signature;
@@ -108,10 +113,7 @@ export function cpuidLeaf(model: CpuModel, leaf: number, subleaf: number, out: I
   if (leaf > model.maxExtendedLeaf) return;
   switch (leaf) {
     case 0x80000000:
-      out[0] = model.maxExtendedLeaf;
-      out[1] = word(vendor, 0);
-      out[3] = word(vendor, 4);
-      out[2] = word(vendor, 8);
+      maximumAndVendor(model.maxExtendedLeaf, vendor, out);
       return;
     case 0x80000001:
       out[2] = model.extendedEcx;
