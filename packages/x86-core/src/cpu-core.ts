@@ -13,7 +13,7 @@ import { CPU_MODELS, type CpuModel, type CpuModelName } from './cpuid/models.js'
 import { CodeCache } from './decoder/code-cache.js';
 import { Decoder } from './decoder/decoder.js';
 import { disassemble } from './decoder/disassembler.js';
-import { CodeMode, Instruction } from './decoder/instruction.js';
+import { CodeMode, Instruction, ZERO_REGISTER } from './decoder/instruction.js';
 import { buildOpcodeTable } from './decoder/opcode-table.js';
 import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
 import { selectHandler } from './instructions/index.js';
@@ -21,6 +21,7 @@ import { jcc, jmp } from './instructions/control-flow.js';
 import {
   InlineHandler, aluImmediate, aluLoad, aluRegister, aluStore32, callRelative32, conditionalJump32, decrementRegister32, incrementRegister32, inlineHandlerOf, movImmediate32,
   jump32, movLoad8, movLoad32, movLoad64, movRegister32, movRegister64, movStore8, movStore32, movStore64, movzxLoad32, popRegister32, pushRegister32, return32, shiftRegister32, testRegister,
+  conditionalMove32, imulRegister32, lea32, movzxRegister32, setConditionRegister,
 } from './instructions/fast-paths.js';
 import { Mmu } from './memory/mmu.js';
 import { FpuState } from './fpu/fpu-state.js';
@@ -142,8 +143,9 @@ export class CpuCore implements ProcessorSignals {
   ignoringNumericError = false;
 
   /** Low and high 32 bits of RAX…R15. */
-  readonly low = new Int32Array(16);
-  readonly high = new Int32Array(16);
+  // General registers 0–15; slots up to ZERO_REGISTER exist so that it reads zero (nothing writes there).
+  readonly low = new Int32Array(ZERO_REGISTER + 1);
+  readonly high = new Int32Array(ZERO_REGISTER + 1);
   /** The instruction pointer (next instruction while one executes). */
   rip = 0;
   /** Where the executing instruction starts (faults report it). */
@@ -519,6 +521,11 @@ export class CpuCore implements ProcessorSignals {
       if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(linear, size, write);
       return linear;
     }
+    return this.linearSegmented(seg, offset, size, write);
+  }
+
+  /** `linear` outside 64-bit mode (for the fast forms, which know their mode). */
+  linearSegmented(seg: number, offset: number, size: number, write: boolean): number {
     // The common case (a usable segment of the right type, within its limit, no data breakpoints) is one compare.
     if (offset + size - 1 <= (write ? this.writeLimit[seg]! : this.readLimit[seg]!)) return (this.segmentBase[seg]! + offset) >>> 0;
     return this.linearChecked(seg, offset, size, write);
@@ -834,6 +841,7 @@ export class CpuCore implements ProcessorSignals {
         const long = mode === CodeMode.Bits64;
         const codeBase = this.segmentBase[Seg.CS]!;
         const codeLimit = long ? Number.POSITIVE_INFINITY : this.segmentLimit[Seg.CS]!;
+        const checkLimit = codeLimit < 0xffffffff;
         // RIP wraps at 2^16 or 2^32 outside 64-bit mode (-1 & x is x as a signed 32-bit value).
         const ripMask = mode === CodeMode.Bits16 ? 0xffff : -1;
         let pageBase = this.fetchLinearBase;
@@ -865,39 +873,44 @@ export class CpuCore implements ProcessorSignals {
           } else {
             previous = instruction;
           }
-          if (rip + instruction.length - 1 > codeLimit) this.fault(Vector.GP, 0);
+          if (checkLimit && rip + instruction.length - 1 > codeLimit) this.fault(Vector.GP, 0);
           const next = rip + instruction.length;
           const wrapped = long ? next : (next & ripMask) >>> 0;
           this.rip = wrapped;
           fallThrough = wrapped;
           switch (instruction.inline) {
-            case InlineHandler.None: instruction.run(this, instruction); break;
-            case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
-            case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
-            case InlineHandler.MovImmediate32: movImmediate32(this, instruction); break;
             case InlineHandler.MovLoad32: movLoad32(this, instruction); break;
-            case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
-            case InlineHandler.MovStore32: movStore32(this, instruction); break;
-            case InlineHandler.MovStore64: movStore64(this, instruction); break;
             case InlineHandler.AluRegister: aluRegister(this, instruction); break;
+            case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
+            case InlineHandler.MovStore32: movStore32(this, instruction); break;
+            case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
+            case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
+            case InlineHandler.None: instruction.run(this, instruction); break;
             case InlineHandler.AluImmediate: aluImmediate(this, instruction); break;
-            case InlineHandler.AluLoad: aluLoad(this, instruction); break;
-            case InlineHandler.IncrementRegister32: incrementRegister32(this, instruction); break;
-            case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
-            case InlineHandler.TestRegister: testRegister(this, instruction); break;
+            case InlineHandler.ImulRegister32: imulRegister32(this, instruction); break;
+            case InlineHandler.Lea32: lea32(this, instruction); break;
+            case InlineHandler.MovzxRegister32: movzxRegister32(this, instruction); break;
+            case InlineHandler.MovzxLoad32: movzxLoad32(this, instruction); break;
+            case InlineHandler.SetConditionRegister: setConditionRegister(this, instruction); break;
+            case InlineHandler.ConditionalMove32: conditionalMove32(this, instruction); break;
             case InlineHandler.PushRegister32: pushRegister32(this, instruction); break;
             case InlineHandler.PopRegister32: popRegister32(this, instruction); break;
+            case InlineHandler.AluLoad: aluLoad(this, instruction); break;
+            case InlineHandler.MovImmediate32: movImmediate32(this, instruction); break;
+            case InlineHandler.IncrementRegister32: incrementRegister32(this, instruction); break;
+            case InlineHandler.TestRegister: testRegister(this, instruction); break;
+            case InlineHandler.MovLoad8: movLoad8(this, instruction); break;
+            case InlineHandler.AluStore32: aluStore32(this, instruction); break;
+            case InlineHandler.Jump32: jump32(this, instruction); break;
             case InlineHandler.CallRelative32: callRelative32(this, instruction); break;
             case InlineHandler.Return32: return32(this, instruction); break;
+            case InlineHandler.MovStore8: movStore8(this, instruction); break;
+            case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
+            case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
+            case InlineHandler.MovStore64: movStore64(this, instruction); break;
+            case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
             case InlineHandler.Jcc: jcc(this, instruction); break;
             case InlineHandler.Jmp: jmp(this, instruction); break;
-            case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
-            case InlineHandler.Jump32: jump32(this, instruction); break;
-            case InlineHandler.AluStore32: aluStore32(this, instruction); break;
-            case InlineHandler.MovLoad8: movLoad8(this, instruction); break;
-            case InlineHandler.MovStore8: movStore8(this, instruction); break;
-            case InlineHandler.MovzxLoad32: movzxLoad32(this, instruction); break;
-            case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
             default: instruction.run(this, instruction); break;
           }
           this.instructionCount++;

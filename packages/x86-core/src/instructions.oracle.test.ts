@@ -91,6 +91,10 @@ const mixed32: Template[] = [
   { asm: 'xor ecx, dword [esi]', pointers: [Reg.rsi] }, { asm: 'sub eax, 0x80000000' }, { asm: 'mov bh, [esi+3]', pointers: [Reg.rsi] }, { asm: 'mov [esi+1], dl', pointers: [Reg.rsi] },
   { asm: 'movzx edx, byte [esi]', pointers: [Reg.rsi] }, { asm: 'movzx ecx, word [esi+2]', pointers: [Reg.rsi] }, { asm: 'shl ebx, 31' }, { asm: 'shr edi, cl', small: [Reg.rcx] },
   { asm: 'sar esi, 1' }, { asm: 'push esp\npop ebx', pointers: [Reg.rsp] },
+  { asm: 'adc ecx, edx' }, { asm: 'sbb eax, ebx' }, { asm: 'adc eax, dword [esi]', pointers: [Reg.rsi] }, { asm: 'sbb edi, 0x7fffffff' },
+  { asm: 'imul ecx, edx' }, { asm: 'imul esi, esi' }, { asm: 'movzx eax, bh' }, { asm: 'movzx ecx, dx' }, { asm: 'setb bl' }, { asm: 'setg ah' },
+  { asm: 'cmovb ecx, edx' }, { asm: 'cmovae eax, dword [esi+4]', pointers: [Reg.rsi] }, { asm: 'lea eax, [ebx+ecx*4-8]' }, { asm: 'lea edx, [esi+0x7fffffff]' },
+  { asm: 'lea ecx, [0x12345678]' }, { asm: 'mov eax, [esi+ecx*2+5]', pointers: [Reg.rsi], small: [Reg.rcx] }, { asm: 'mov [esi+ecx*8], ebx', pointers: [Reg.rsi], small: [Reg.rcx] },
 ];
 
 const GROUPS: Array<[string, OracleBits, Template[]]> = [

@@ -7,6 +7,14 @@ export const OperandKind = { Register: 0, Memory: 1, Immediate: 2, None: 3 } as 
 /** Register numbers 16–19 in a byte operand mean AH, CH, DH, BH (no REX prefix). */
 export const HIGH_BYTE_REGISTER = 16;
 
+/**
+ * A register slot past every register number (0–15, and 16–19 for AH–BH)
+ * that always holds zero. Fast forms address memory as
+ * `low[addressBase] + (low[addressIndex] << scale) + displacement` with this
+ * slot standing in for a missing base or index, so the sum has no branches.
+ */
+export const ZERO_REGISTER = 20;
+
 /** Code size the bytes were decoded for: 16-bit, 32-bit or 64-bit code segment. */
 export const CodeMode = { Bits16: 0, Bits32: 1, Bits64: 2 } as const;
 export type CodeMode = (typeof CodeMode)[keyof typeof CodeMode];
@@ -70,6 +78,9 @@ export class Instruction {
   index = -1;
   scale = 0;
   displacement = 0;
+  /** `base` and `index` for the fast forms' address sum, ZERO_REGISTER where absent (set only for those forms). */
+  addressBase = ZERO_REGISTER;
+  addressIndex = ZERO_REGISTER;
   /** High half of a 64-bit absolute address (A0–A3 with 64-bit addressing). */
   displacementHigh = 0;
   /** Destination operand. */

@@ -1,5 +1,5 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
-import { CodeMode, type Instruction, OperandKind } from '../decoder/instruction.js';
+import { CodeMode, type Instruction, OperandKind, ZERO_REGISTER } from '../decoder/instruction.js';
 import type { InstructionRun } from '../decoder/instruction.js';
 import type { OpcodeEntry } from '../decoder/opcode-entry.js';
 import { FlagOp } from '../flags/lazy-flags.js';
@@ -14,6 +14,22 @@ import { effectiveOffset } from './operands.js';
  * once the operands are known. Each does exactly what the generic handler
  * does for that form, minus the operand-kind dispatch.
  */
+
+/**
+ * The linear address of a fast form's memory operand. Outside 64-bit mode
+ * its address size is 32 (`fastPath` gives 16-bit addressing no fast form)
+ * and the sum has no branches: ZERO_REGISTER stands in for a missing base or
+ * index. The mode test itself always goes the same way for long stretches.
+ */
+function operandLinear(cpu: Cpu, instruction: Instruction, size: number, write: boolean): number {
+  if (instruction.mode === CodeMode.Bits64) return cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), size, write);
+  return cpu.linearSegmented(instruction.segment, offset32(cpu, instruction), size, write);
+}
+
+function offset32(cpu: Cpu, instruction: Instruction): number {
+  const low = cpu.low;
+  return (low[instruction.addressBase]! + (low[instruction.addressIndex]! << instruction.scale) + instruction.displacement) >>> 0;
+}
 
 export function movRegister32(cpu: Cpu, instruction: Instruction): void {
   cpu.low[instruction.register0] = cpu.low[instruction.register1]!;
@@ -36,43 +52,81 @@ function movImmediate64(cpu: Cpu, instruction: Instruction): void {
 }
 
 export function movLoad32(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 4, false);
+  const linear = operandLinear(cpu, instruction, 4, false);
   cpu.low[instruction.register0] = cpu.mmu.read32(linear);
   cpu.high[instruction.register0] = 0;
 }
 
 export function movLoad64(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 8, false);
+  const linear = operandLinear(cpu, instruction, 8, false);
   const low = cpu.mmu.read64(linear);
   cpu.low[instruction.register0] = low;
   cpu.high[instruction.register0] = cpu.valueHigh;
 }
 
 export function movStore32(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 4, true);
+  const linear = operandLinear(cpu, instruction, 4, true);
   cpu.mmu.write32(linear, cpu.low[instruction.register1]!);
 }
 
 export function movStore64(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 8, true);
+  const linear = operandLinear(cpu, instruction, 8, true);
   cpu.mmu.write64(linear, cpu.low[instruction.register1]!, cpu.high[instruction.register1]!);
 }
 
 export function movLoad8(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 1, false);
+  const linear = operandLinear(cpu, instruction, 1, false);
   cpu.setReg8(instruction.register0, cpu.mmu.read8(linear));
 }
 
 export function movStore8(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 1, true);
+  const linear = operandLinear(cpu, instruction, 1, true);
   cpu.mmu.write8(linear, cpu.reg8(instruction.register1));
 }
 
 /** MOVZX r32, m8/m16 (`sub` is the source size). */
 export function movzxLoad32(cpu: Cpu, instruction: Instruction): void {
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), instruction.sub, false);
+  const linear = operandLinear(cpu, instruction, instruction.sub, false);
   cpu.low[instruction.register0] = instruction.sub === 1 ? cpu.mmu.read8(linear) : cpu.mmu.read16(linear);
   cpu.high[instruction.register0] = 0;
+}
+
+/** MOVZX r32, r8/r16 (`sub` is the source size). */
+export function movzxRegister32(cpu: Cpu, instruction: Instruction): void {
+  cpu.low[instruction.register0] = instruction.sub === 1 ? cpu.reg8(instruction.register1) : cpu.low[instruction.register1]! & 0xffff;
+  cpu.high[instruction.register0] = 0;
+}
+
+/** LEA r32, m with 32-bit addressing outside 64-bit mode. */
+export function lea32(cpu: Cpu, instruction: Instruction): void {
+  const low = cpu.low;
+  // The Int32Array store wraps the sum to 32 bits.
+  low[instruction.register0] = low[instruction.addressBase]! + (low[instruction.addressIndex]! << instruction.scale) + instruction.displacement;
+  cpu.high[instruction.register0] = 0;
+}
+
+/** IMUL r32, r32 (two operands). CF/OF are worked out from the operands if read, as `imul` records them. */
+export function imulRegister32(cpu: Cpu, instruction: Instruction): void {
+  const destination = instruction.register0;
+  const source = cpu.low[instruction.register1]!;
+  const other = cpu.low[destination]!;
+  const product = Math.imul(source, other);
+  cpu.low[destination] = product;
+  cpu.high[destination] = 0;
+  cpu.flags.set(FlagOp.Multiply, 4, product, source, other);
+}
+
+/** CMOVcc r32, r/m32: the source is read (and may fault) whatever the condition; the destination is zero-extended either way. */
+export function conditionalMove32(cpu: Cpu, instruction: Instruction): void {
+  const destination = instruction.register0;
+  const value = instruction.kind1 === OperandKind.Memory ? cpu.mmu.read32(operandLinear(cpu, instruction, 4, false)) : cpu.low[instruction.register1]!;
+  if (cpu.flags.condition(instruction.sub)) cpu.low[destination] = value;
+  cpu.high[destination] = 0;
+}
+
+/** SETcc r8. */
+export function setConditionRegister(cpu: Cpu, instruction: Instruction): void {
+  cpu.setReg8(instruction.register0, cpu.flags.condition(instruction.sub) ? 1 : 0);
 }
 
 /** SHL/SAL, SHR, SAR of a 32-bit register (`sub` 4–7) by CL or an immediate, as `shift` does them. */
@@ -120,22 +174,30 @@ function arithmetic32(cpu: Cpu, op: number, a: number, b: number): number {
       result = a | b;
       flags.set(FlagOp.Logic, 4, result, 0, 0);
       return result;
+    case 2: {
+      const carry = flags.cf();
+      result = (a + b + carry) | 0;
+      flags.set(carry !== 0 ? FlagOp.Adc : FlagOp.Add, 4, result, a, b);
+      return result;
+    }
+    case 3: {
+      const borrow = flags.cf();
+      result = (a - b - borrow) | 0;
+      flags.set(borrow !== 0 ? FlagOp.Sbb : FlagOp.Sub, 4, result, a, b);
+      return result;
+    }
     case 4:
       result = a & b;
       flags.set(FlagOp.Logic, 4, result, 0, 0);
-      return result;
-    case 5:
-    case 7:
-      result = (a - b) | 0;
-      flags.set(FlagOp.Sub, 4, result, a, b);
       return result;
     case 6:
       result = a ^ b;
       flags.set(FlagOp.Logic, 4, result, 0, 0);
       return result;
     default:
-      // ADC and SBB read the carry.
-      return arithmetic(cpu, op, 4, a, 0, b, 0);
+      result = (a - b) | 0;
+      flags.set(FlagOp.Sub, 4, result, a, b);
+      return result;
   }
 }
 
@@ -179,7 +241,7 @@ export function aluImmediate(cpu: Cpu, instruction: Instruction): void {
 export function aluLoad(cpu: Cpu, instruction: Instruction): void {
   const size = instruction.operandSize;
   const destination = instruction.register0;
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), size, false);
+  const linear = operandLinear(cpu, instruction, size, false);
   if (size === 4) {
     const result = arithmetic32(cpu, instruction.sub, cpu.low[destination]!, cpu.mmu.read32(linear));
     if (instruction.sub !== 7) {
@@ -199,7 +261,7 @@ export function aluLoad(cpu: Cpu, instruction: Instruction): void {
 /** ADD…CMP with a 32-bit memory destination and a register or immediate source (read, then write, as the generic handler). */
 export function aluStore32(cpu: Cpu, instruction: Instruction): void {
   const op = instruction.sub;
-  const linear = cpu.linear(instruction.segment, effectiveOffset(cpu, instruction), 4, op !== 7);
+  const linear = operandLinear(cpu, instruction, 4, op !== 7);
   const value = cpu.mmu.read32(linear);
   const result = arithmetic32(cpu, op, value, instruction.kind1 === OperandKind.Register ? cpu.low[instruction.register1]! : instruction.immediate);
   if (op !== 7) cpu.mmu.write32(linear, result);
@@ -300,13 +362,23 @@ export function fastPath(entry: OpcodeEntry, instruction: Instruction): Instruct
   const size = instruction.operandSize;
   const kind0 = instruction.kind0;
   const kind1 = instruction.kind1;
+  if (instruction.hasMemory) {
+    // Memory forms outside 64-bit mode sum registers without branches; 16-bit addressing stays generic.
+    if (instruction.mode !== CodeMode.Bits64 && instruction.addressSize !== 4) return undefined;
+    instruction.addressBase = instruction.base >= 0 ? instruction.base : ZERO_REGISTER;
+    instruction.addressIndex = instruction.index >= 0 ? instruction.index : ZERO_REGISTER;
+  }
+  if (entry.handler === 'setcc' && kind0 === OperandKind.Register) return setConditionRegister;
   if (size === 1 && entry.handler === 'mov') {
     if (entry.operands[0] === 'Gb' && kind1 === OperandKind.Memory) return movLoad8;
     if (entry.operands[1] === 'Gb' && kind0 === OperandKind.Memory) return movStore8;
     return undefined;
   }
   if (size !== 4 && size !== 8) return undefined;
-  if (entry.handler === 'movzx' && size === 4 && kind1 === OperandKind.Memory) return movzxLoad32;
+  if (entry.handler === 'movzx' && size === 4) return kind1 === OperandKind.Memory ? movzxLoad32 : movzxRegister32;
+  if (entry.handler === 'cmov' && size === 4) return conditionalMove32;
+  if (entry.handler === 'lea' && size === 4 && instruction.addressSize === 4 && instruction.mode !== CodeMode.Bits64) return lea32;
+  if (entry.handler === 'imul' && size === 4 && entry.operands.length === 2 && kind1 === OperandKind.Register) return imulRegister32;
   if (entry.handler === 'shift' && size === 4 && kind0 === OperandKind.Register && instruction.sub >= 4) return shiftRegister32;
   if (entry.handler === 'mov') {
     if (kind0 === OperandKind.Register && kind1 === OperandKind.Register) return size === 8 ? movRegister64 : movRegister32;
@@ -369,6 +441,11 @@ export const InlineHandler = {
   MovStore8: 24,
   MovzxLoad32: 25,
   ShiftRegister32: 26,
+  MovzxRegister32: 27,
+  Lea32: 28,
+  ImulRegister32: 29,
+  ConditionalMove32: 30,
+  SetConditionRegister: 31,
 } as const;
 
 const INLINE_HANDLERS = new Map<InstructionRun, number>([
@@ -398,6 +475,11 @@ const INLINE_HANDLERS = new Map<InstructionRun, number>([
   [movStore8, InlineHandler.MovStore8],
   [movzxLoad32, InlineHandler.MovzxLoad32],
   [shiftRegister32, InlineHandler.ShiftRegister32],
+  [movzxRegister32, InlineHandler.MovzxRegister32],
+  [lea32, InlineHandler.Lea32],
+  [imulRegister32, InlineHandler.ImulRegister32],
+  [conditionalMove32, InlineHandler.ConditionalMove32],
+  [setConditionRegister, InlineHandler.SetConditionRegister],
 ]);
 
 /** The `InlineHandler` number of a handler, or `InlineHandler.None`. */

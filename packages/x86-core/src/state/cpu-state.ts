@@ -129,8 +129,8 @@ export function saveCpu(cpu: Cpu): CpuState {
   const run = cpu.runState;
   return {
     version: 1,
-    low: [...cpu.low].map((value) => value >>> 0),
-    high: [...cpu.high].map((value) => value >>> 0),
+    low: Array.from(cpu.low.subarray(0, 16), (value) => value >>> 0),
+    high: Array.from(cpu.high.subarray(0, 16), (value) => value >>> 0),
     rip: cpu.rip,
     rflags: cpu.getFlags() >>> 0,
     segments,
