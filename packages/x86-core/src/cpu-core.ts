@@ -13,6 +13,7 @@ import { CPU_MODELS, type CpuModel, type CpuModelName } from './cpuid/models.js'
 import { CodeCache } from './decoder/code-cache.js';
 import { Decoder } from './decoder/decoder.js';
 import { disassemble } from './decoder/disassembler.js';
+import { Block, endsBlock, MAX_BLOCK_INSTRUCTIONS, MAX_INSTRUCTION_LENGTH } from './decoder/block.js';
 import { CodeMode, Instruction, ZERO_REGISTER } from './decoder/instruction.js';
 import { buildOpcodeTable } from './decoder/opcode-table.js';
 import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
@@ -96,9 +97,10 @@ export interface CpuOptions {
 }
 
 const TWO_32 = 4294967296;
+
+/** Stands for "no block of this page ran last" in the run loop (its links are never set or followed). */
+const UNLINKED = new Block();
 /** The run loop's `previous` when the last instruction may not be linked from: it has no links and none are made to it. */
-const UNLINKED = new Instruction();
-UNLINKED.branchRip = Number.NaN;
 /** faultVector of an instruction abandoned without an exception (an x87 freeze on FERR#). */
 const FROZEN = -1;
 /** DR6 status bits: single step, task switch (T bit); DR7.GD. */
@@ -222,7 +224,11 @@ export class CpuCore implements ProcessorSignals {
   private startupVector = -1;
   private initRequested = false;
 
-  /** Retired instructions since creation (the default TSC source). */
+  /**
+   * Retired instructions since creation (the default TSC source). Exact between
+   * runs and for generic handlers; inside a block the fast forms leave it at the
+   * count before them, so a device read through MMIO sees it up to a block behind.
+   */
   instructionCount = 0;
   /** Added to the TSC source (WRMSR to IA32_TSC sets it). */
   timeStampOffset = 0;
@@ -739,15 +745,6 @@ export class CpuCore implements ProcessorSignals {
 
   // ---- fetch ----
 
-  /** Remembers that `to` (at `rip`) ran right after `from`, both cached in the current page. */
-  private link(from: Instruction, to: Instruction, rip: number, fallThrough: boolean): void {
-    if (fallThrough) from.next = to;
-    else {
-      from.branch = to;
-      from.branchRip = rip;
-    }
-  }
-
   /** One code byte at linear `linear` (slow path). */
   codeByte(linear: number): number {
     const frameBytes = this.fetchFrameBytes;
@@ -827,6 +824,9 @@ export class CpuCore implements ProcessorSignals {
     let budget = limit;
     // Instructions that faulted: they use up the budget but did not retire.
     let abandoned = 0;
+    // The block being run: the instruction count at its start (or -1) and how many of it retired.
+    let first = -1;
+    let index = 0;
     this.attention = true;
     while (budget > 0) {
       if (this.attention) {
@@ -840,83 +840,117 @@ export class CpuCore implements ProcessorSignals {
         const mode = this.codeMode;
         const long = mode === CodeMode.Bits64;
         const codeBase = this.segmentBase[Seg.CS]!;
-        const codeLimit = long ? Number.POSITIVE_INFINITY : this.segmentLimit[Seg.CS]!;
-        const checkLimit = codeLimit < 0xffffffff;
-        // RIP wraps at 2^16 or 2^32 outside 64-bit mode (-1 & x is x as a signed 32-bit value).
-        const ripMask = mode === CodeMode.Bits16 ? 0xffff : -1;
+        // A block runs without limit or wrap checks when it ends within the CS limit and below the wrap at 2^16 or 2^32.
+        const blockLimit = long ? Number.POSITIVE_INFINITY : Math.min(this.segmentLimit[Seg.CS]!, mode === CodeMode.Bits16 ? 0xffff : 0xffffffff);
         let pageBase = this.fetchLinearBase;
         let page = this.fetchPage;
-        // Code already run follows `next` (fall-through) and `branch` (last target) links between
-        // instructions of one page instead of looking the page up again. `previous` is UNLINKED
-        // when the last instruction was not one kept in the current page (links only join those).
-        let fallThrough = Number.NaN;
+        // Blocks already run follow the `next` and `branch` links of the last one instead of
+        // looking the page up. `previous` is UNLINKED when that was not a block of this page.
         let previous = UNLINKED;
+        let fallThrough = Number.NaN;
         do {
           const rip = this.rip;
-          this.currentRip = rip;
-          let instruction = rip === fallThrough ? previous.next : rip === previous.branchRip ? previous.branch : undefined;
-          if (instruction === undefined) {
+          let block = rip === fallThrough ? previous.next : rip === previous.branchRip ? previous.branch : undefined;
+          if (block === undefined) {
             const linear = long ? rip : (codeBase + rip) >>> 0;
-            const offset = linear & 0xfff;
-            instruction = linear - offset === pageBase && page !== undefined ? page[offset] : undefined;
-            let cached = true;
+            const offset = linear - pageBase;
+            let instruction = offset >= 0 && offset < 4096 && page !== undefined ? page[offset] : undefined;
             if (instruction === undefined || instruction.mode !== mode) {
               instruction = this.fetch();
               if (this.fetchPage !== page) previous = UNLINKED;
               pageBase = this.fetchLinearBase;
               page = this.fetchPage;
-              // Only instructions kept in the current page may be linked (the scratch one is reused).
-              cached = page !== undefined && page[offset] === instruction;
+              // Not kept in a page (MMIO code, or it crosses into the next page): it runs alone.
+              if (page === undefined || page[linear - pageBase] !== instruction) {
+                previous = UNLINKED;
+                this.runAlone(instruction, rip);
+                budget--;
+                continue;
+              }
             }
-            if (previous !== UNLINKED && cached) this.link(previous, instruction, rip, rip === fallThrough);
-            previous = cached ? instruction : UNLINKED;
-          } else {
-            previous = instruction;
+            block = instruction.block ?? this.buildBlock(instruction, linear);
+            if (previous !== UNLINKED) {
+              if (rip === fallThrough) previous.next = block;
+              else {
+                previous.branch = block;
+                previous.branchRip = rip;
+              }
+            }
           }
-          if (checkLimit && rip + instruction.length - 1 > codeLimit) this.fault(Vector.GP, 0);
-          const next = rip + instruction.length;
-          const wrapped = long ? next : (next & ripMask) >>> 0;
-          this.rip = wrapped;
-          fallThrough = wrapped;
-          switch (instruction.inline) {
-            case InlineHandler.MovLoad32: movLoad32(this, instruction); break;
-            case InlineHandler.AluRegister: aluRegister(this, instruction); break;
-            case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
-            case InlineHandler.MovStore32: movStore32(this, instruction); break;
-            case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
-            case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
-            case InlineHandler.None: instruction.run(this, instruction); break;
-            case InlineHandler.AluImmediate: aluImmediate(this, instruction); break;
-            case InlineHandler.ImulRegister32: imulRegister32(this, instruction); break;
-            case InlineHandler.Lea32: lea32(this, instruction); break;
-            case InlineHandler.MovzxRegister32: movzxRegister32(this, instruction); break;
-            case InlineHandler.MovzxLoad32: movzxLoad32(this, instruction); break;
-            case InlineHandler.SetConditionRegister: setConditionRegister(this, instruction); break;
-            case InlineHandler.ConditionalMove32: conditionalMove32(this, instruction); break;
-            case InlineHandler.PushRegister32: pushRegister32(this, instruction); break;
-            case InlineHandler.PopRegister32: popRegister32(this, instruction); break;
-            case InlineHandler.AluLoad: aluLoad(this, instruction); break;
-            case InlineHandler.MovImmediate32: movImmediate32(this, instruction); break;
-            case InlineHandler.IncrementRegister32: incrementRegister32(this, instruction); break;
-            case InlineHandler.TestRegister: testRegister(this, instruction); break;
-            case InlineHandler.MovLoad8: movLoad8(this, instruction); break;
-            case InlineHandler.AluStore32: aluStore32(this, instruction); break;
-            case InlineHandler.Jump32: jump32(this, instruction); break;
-            case InlineHandler.CallRelative32: callRelative32(this, instruction); break;
-            case InlineHandler.Return32: return32(this, instruction); break;
-            case InlineHandler.MovStore8: movStore8(this, instruction); break;
-            case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
-            case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
-            case InlineHandler.MovStore64: movStore64(this, instruction); break;
-            case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
-            case InlineHandler.Jcc: jcc(this, instruction); break;
-            case InlineHandler.Jmp: jmp(this, instruction); break;
-            default: instruction.run(this, instruction); break;
+          if (rip + block.byteLength - 1 > blockLimit) {
+            previous = UNLINKED;
+            this.runAlone(block.instructions[0]!, rip);
+            budget--;
+            continue;
           }
-          this.instructionCount++;
-          budget--;
+          const instructions = block.instructions;
+          const ends = block.ends;
+          const count = Math.min(instructions.length, budget);
+          first = this.instructionCount;
+          index = 0;
+          let at = rip;
+          // Set when a generic handler moved RIP: the block is left there.
+          let moved = false;
+          while (index < count) {
+            const instruction = instructions[index]!;
+            this.currentRip = at;
+            at = rip + ends[index]!;
+            this.rip = at;
+            switch (instruction.inline) {
+              case InlineHandler.MovLoad32: movLoad32(this, instruction); break;
+              case InlineHandler.AluRegister: aluRegister(this, instruction); break;
+              case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
+              case InlineHandler.MovStore32: movStore32(this, instruction); break;
+              case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
+              case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
+              case InlineHandler.None:
+                // A generic handler may read the instruction count (RDTSC, STI's shadow) or move RIP itself.
+                this.instructionCount = first + index;
+                instruction.run(this, instruction);
+                moved = this.rip !== at;
+                break;
+              case InlineHandler.AluImmediate: aluImmediate(this, instruction); break;
+              case InlineHandler.ImulRegister32: imulRegister32(this, instruction); break;
+              case InlineHandler.Lea32: lea32(this, instruction); break;
+              case InlineHandler.MovzxRegister32: movzxRegister32(this, instruction); break;
+              case InlineHandler.MovzxLoad32: movzxLoad32(this, instruction); break;
+              case InlineHandler.SetConditionRegister: setConditionRegister(this, instruction); break;
+              case InlineHandler.ConditionalMove32: conditionalMove32(this, instruction); break;
+              case InlineHandler.PushRegister32: pushRegister32(this, instruction); break;
+              case InlineHandler.PopRegister32: popRegister32(this, instruction); break;
+              case InlineHandler.AluLoad: aluLoad(this, instruction); break;
+              case InlineHandler.MovImmediate32: movImmediate32(this, instruction); break;
+              case InlineHandler.IncrementRegister32: incrementRegister32(this, instruction); break;
+              case InlineHandler.TestRegister: testRegister(this, instruction); break;
+              case InlineHandler.MovLoad8: movLoad8(this, instruction); break;
+              case InlineHandler.AluStore32: aluStore32(this, instruction); break;
+              case InlineHandler.Jump32: jump32(this, instruction); break;
+              case InlineHandler.CallRelative32: callRelative32(this, instruction); break;
+              case InlineHandler.Return32: return32(this, instruction); break;
+              case InlineHandler.MovStore8: movStore8(this, instruction); break;
+              case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
+              case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
+              case InlineHandler.MovStore64: movStore64(this, instruction); break;
+              case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
+              case InlineHandler.Jcc: jcc(this, instruction); break;
+              case InlineHandler.Jmp: jmp(this, instruction); break;
+            }
+            index++;
+            if (moved || this.attention) break;
+          }
+          this.instructionCount = first + index;
+          budget -= index;
+          first = -1;
+          previous = block;
+          fallThrough = rip + block.byteLength;
         } while (budget > 0 && !this.attention);
       } catch (error) {
+        if (first >= 0) {
+          // The instructions of the block before the one that stopped it retired.
+          this.instructionCount = first + index;
+          budget -= index;
+          first = -1;
+        }
         if (error !== GUEST_FAULT) {
           this.events({ kind: 'internal-error', error, rip: this.currentRip });
           return { reason: 'internal-error', retired: limit - budget - abandoned, error };
@@ -932,6 +966,44 @@ export class CpuCore implements ProcessorSignals {
       if (this.shutdownRequested) return { reason: 'shutdown', retired: limit - budget - abandoned };
     }
     return { reason: 'limit', retired: limit - budget - abandoned };
+  }
+
+  /** Runs one instruction with the CS limit and RIP wrap checks a block leaves out. */
+  private runAlone(instruction: Instruction, rip: number): void {
+    this.currentRip = rip;
+    const next = rip + instruction.length;
+    if (this.codeMode !== CodeMode.Bits64 && next - 1 > this.segmentLimit[Seg.CS]!) this.fault(Vector.GP, 0);
+    // RIP wraps at 2^16 or 2^32 outside 64-bit mode.
+    this.rip = this.codeMode === CodeMode.Bits64 ? next : this.codeMode === CodeMode.Bits16 ? next & 0xffff : next >>> 0;
+    instruction.run(this, instruction);
+    this.instructionCount++;
+  }
+
+  /**
+   * Builds the block that starts with `first` (kept at linear `linear` of the
+   * current fetch page): it runs on to the first jump, call or return, the
+   * longest block, or the last instruction that surely ends in this page.
+   */
+  private buildBlock(first: Instruction, linear: number): Block {
+    const block = new Block();
+    const page = this.fetchPage!;
+    const start = linear - this.fetchLinearBase;
+    let instruction = first;
+    let end = 0;
+    for (;;) {
+      block.instructions.push(instruction);
+      end += instruction.length;
+      block.ends.push(end);
+      if (endsBlock(instruction) || block.instructions.length === MAX_BLOCK_INSTRUCTIONS) break;
+      const offset = start + end;
+      // The next instruction might cross into the next page, whose translation may fault: not decoded ahead.
+      if (offset + MAX_INSTRUCTION_LENGTH > 4096) break;
+      const cached = page[offset];
+      instruction = cached !== undefined && cached.mode === first.mode ? cached : this.decodeAt(linear + end, offset);
+    }
+    block.byteLength = end;
+    first.block = block;
+    return block;
   }
 
   /** Delivers the fault in faultVector/faultErrorCode, escalating to #DF and shutdown as the SDM says. */

@@ -409,8 +409,7 @@ function usesModRM(spec: string): boolean {
 
 function reset(out: Instruction, mode: CodeMode): void {
   out.mode = mode;
-  out.next = undefined;
-  out.branch = undefined;
+  out.block = undefined;
   out.segmentOverride = -1;
   out.segment = 3;
   out.repeat = 0;

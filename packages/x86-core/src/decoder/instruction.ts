@@ -1,4 +1,5 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
+import type { Block } from './block.js';
 import type { OpcodeEntry } from './opcode-entry.js';
 
 /** Where an operand lives after decoding. */
@@ -40,11 +41,8 @@ export class Instruction {
   /** Which of the run loop's directly called handlers `run` is (`InlineHandler` in instructions/fast-paths.ts), or 0. */
   inline = 0;
   length = 0;
-  /** The cached instruction that follows this one in the same page (set by the run loop), for straight-line code. */
-  next: Instruction | undefined = undefined;
-  /** The last branch target taken from this instruction within the same page, and its RIP. */
-  branch: Instruction | undefined = undefined;
-  branchRip = 0;
+  /** The block that starts with this instruction, once the run loop has built it (cached instructions only). */
+  block: Block | undefined = undefined;
   mode: CodeMode = CodeMode.Bits32;
   entry!: OpcodeEntry;
   map = 0;

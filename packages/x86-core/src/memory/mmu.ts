@@ -6,6 +6,9 @@ const TLB_SIZE = 512;
 const TLB_MASK = TLB_SIZE - 1;
 /** A tag no page base can equal. */
 const NO_PAGE = -1;
+const NO_BYTES = new Uint8Array(0);
+const NO_HALVES = new Uint16Array(0);
+const NO_WORDS = new Uint32Array(0);
 const PAGE_FAULT_PRESENT = 1;
 const PAGE_FAULT_WRITE = 2;
 const PAGE_FAULT_USER = 4;
@@ -28,6 +31,12 @@ class Tlb {
   tag = this.supervisorTag;
   readonly physicalPage = new Float64Array(TLB_SIZE);
   readonly frame: Array<MemoryFrame | undefined> = new Array<MemoryFrame | undefined>(TLB_SIZE).fill(undefined);
+  // The frame's views and offset, one array each: a hit reads these instead of the frame object (one
+  // per guest page, seldom in the host's cache); the views are shared by all frames of a slab.
+  readonly hostOffset = new Int32Array(TLB_SIZE);
+  readonly bytes: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(NO_BYTES);
+  readonly halves: Uint16Array[] = new Array<Uint16Array>(TLB_SIZE).fill(NO_HALVES);
+  readonly words: Uint32Array[] = new Array<Uint32Array>(TLB_SIZE).fill(NO_WORDS);
 
   flush(): void {
     this.supervisorTag.fill(NO_PAGE);
@@ -101,10 +110,7 @@ export class Mmu {
     const offset = linear & 0xfff;
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
-    if (tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      return frame.u8[frame.byteOffset + offset]!;
-    }
+    if (tlb.tag[slot] === linear - offset) return tlb.bytes[slot]![tlb.hostOffset[slot]! + offset]!;
     return this.readSlow(linear, 1);
   }
 
@@ -113,9 +119,10 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
     if (offset <= 0xffe && tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      const at = frame.byteOffset + offset;
-      return (at & 1) === 0 ? frame.u16[at >> 1]! : frame.u8[at]! | (frame.u8[at + 1]! << 8);
+      const at = tlb.hostOffset[slot]! + offset;
+      if ((at & 1) === 0) return tlb.halves[slot]![at >> 1]!;
+      const bytes = tlb.bytes[slot]!;
+      return bytes[at]! | (bytes[at + 1]! << 8);
     }
     return this.readSlow(linear, 2);
   }
@@ -125,9 +132,10 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
     if (offset <= 0xffc && tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      const at = frame.byteOffset + offset;
-      return (at & 3) === 0 ? frame.u32[at >> 2]! | 0 : frame.view.getInt32(at, true);
+      const at = tlb.hostOffset[slot]! + offset;
+      if ((at & 3) === 0) return tlb.words[slot]![at >> 2]! | 0;
+      const bytes = tlb.bytes[slot]!;
+      return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
     }
     return this.readSlow(linear, 4);
   }
@@ -138,11 +146,11 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.readTlb;
     if (offset <= 0xff8 && tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      const at = frame.byteOffset + offset;
+      const at = tlb.hostOffset[slot]! + offset;
       if ((at & 3) === 0) {
-        this.cpu.valueHigh = frame.u32[(at >> 2) + 1]! | 0;
-        return frame.u32[at >> 2]! | 0;
+        const words = tlb.words[slot]!;
+        this.cpu.valueHigh = words[(at >> 2) + 1]! | 0;
+        return words[at >> 2]! | 0;
       }
     }
     const low = this.read32(linear);
@@ -156,11 +164,11 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
     if (offset <= 0xff8 && tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      const at = frame.byteOffset + offset;
+      const at = tlb.hostOffset[slot]! + offset;
       if ((at & 3) === 0) {
-        frame.u32[at >> 2] = low;
-        frame.u32[(at >> 2) + 1] = high;
+        const words = tlb.words[slot]!;
+        words[at >> 2] = low;
+        words[(at >> 2) + 1] = high;
         return;
       }
     }
@@ -174,8 +182,7 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
     if (tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      frame.u8[frame.byteOffset + offset] = value;
+      tlb.bytes[slot]![tlb.hostOffset[slot]! + offset] = value;
       return;
     }
     this.writeSlow(linear, 1, value);
@@ -186,10 +193,13 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
     if (offset <= 0xffe && tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      const at = frame.byteOffset + offset;
-      if ((at & 1) === 0) frame.u16[at >> 1] = value;
-      else { frame.u8[at] = value; frame.u8[at + 1] = value >> 8; }
+      const at = tlb.hostOffset[slot]! + offset;
+      if ((at & 1) === 0) tlb.halves[slot]![at >> 1] = value;
+      else {
+        const bytes = tlb.bytes[slot]!;
+        bytes[at] = value;
+        bytes[at + 1] = value >> 8;
+      }
       return;
     }
     this.writeSlow(linear, 2, value);
@@ -200,10 +210,15 @@ export class Mmu {
     const slot = (linear >>> 12) & TLB_MASK;
     const tlb = this.writeTlb;
     if (offset <= 0xffc && tlb.tag[slot] === linear - offset) {
-      const frame = tlb.frame[slot]!;
-      const at = frame.byteOffset + offset;
-      if ((at & 3) === 0) frame.u32[at >> 2] = value;
-      else frame.view.setInt32(at, value, true);
+      const at = tlb.hostOffset[slot]! + offset;
+      if ((at & 3) === 0) tlb.words[slot]![at >> 2] = value;
+      else {
+        const bytes = tlb.bytes[slot]!;
+        bytes[at] = value;
+        bytes[at + 1] = value >> 8;
+        bytes[at + 2] = value >> 16;
+        bytes[at + 3] = value >> 24;
+      }
       return;
     }
     this.writeSlow(linear, 4, value);
@@ -303,6 +318,10 @@ export class Mmu {
     const slot = (base >>> 12) & TLB_MASK;
     tlb.physicalPage[slot] = physicalPage;
     tlb.frame[slot] = frame;
+    tlb.hostOffset[slot] = frame.byteOffset;
+    tlb.bytes[slot] = frame.u8;
+    tlb.halves[slot] = frame.u16;
+    tlb.words[slot] = frame.u32;
     // Supervisor may always use what the walk allowed (WP was checked by the walk for this access).
     tlb.supervisorTag[slot] = base;
     tlb.userTag[slot] = this.walkUser && (tlb !== this.writeTlb || this.walkWritable) ? base : NO_PAGE;
