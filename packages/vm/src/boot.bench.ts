@@ -2,16 +2,14 @@
  * Time from power-on to the guest kit's ready marker for the Debian kernels
  * in .guests/ (`pnpm guests`), on QEMU TCG and on v86 (i386 only; v86 runs
  * 32-bit guests), in the same run, with the same kernel and initramfs, beside
- * tsvirt's own pc machine in real-time mode (what `tsvirt run` uses).
+ * `tsvirt run` (the built CLI, real-time clock).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CharacterBackend } from '@tsvirt/interfaces';
 import type { BenchmarkReport } from '@tsvirt/interfaces/testing';
-import { PcMachine } from './machine/pc-machine.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const READY = 'TSVIRT-READY';
@@ -30,15 +28,14 @@ function guests(): Guest[] {
     .filter((guest) => existsSync(guest.kernel) && existsSync(guest.initrd));
 }
 
-/** Seconds until the ready marker on QEMU TCG, or a reason it could not run. */
-function qemuSeconds(guest: Guest): Promise<number | string> {
-  const binary = guest.arch === 'amd64' ? 'qemu-system-x86_64' : 'qemu-system-i386';
+/** Seconds from starting `command` until the ready marker on its standard output, or a reason it could not run. */
+function secondsToReady(command: string, args: string[], missing: string): Promise<number | string> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(binary, ['-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', APPEND], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let output = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
-    child.on('error', () => resolve(`${binary} not installed (apt-get install qemu-system-x86)`));
+    child.on('error', () => resolve(missing));
     child.stdout.on('data', (chunk: Buffer) => {
       output = (output + chunk.toString('latin1')).slice(-4096);
       if (output.includes(READY)) {
@@ -54,28 +51,18 @@ function qemuSeconds(guest: Guest): Promise<number | string> {
   });
 }
 
-/** Seconds until the ready marker on tsvirt's pc machine (real-time clock, as `tsvirt run` boots). */
-async function tsvirtSeconds(guest: Guest): Promise<number | string> {
-  let output = '';
-  let machine: PcMachine | undefined = undefined;
-  let seconds: number | undefined;
-  const started = performance.now();
-  const serial: CharacterBackend = {
-    write(data) {
-      output = (output + Buffer.from(data).toString('latin1')).slice(-64);
-      if (seconds === undefined && output.includes(READY)) {
-        seconds = (performance.now() - started) / 1000;
-        machine?.stop();
-      }
-    },
-    connect() {},
-    notifyReceiveReady() {},
-  };
-  machine = new PcMachine({ memoryBytes: 512 << 20, kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initrd), commandLine: APPEND, serial });
-  const timer = setTimeout(() => machine.stop(), TIMEOUT_MS);
-  const exit = await machine.run();
-  clearTimeout(timer);
-  return seconds ?? `no ready marker (${exit.kind})`;
+function qemuSeconds(guest: Guest): Promise<number | string> {
+  const binary = guest.arch === 'amd64' ? 'qemu-system-x86_64' : 'qemu-system-i386';
+  const args = ['-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', APPEND];
+  return secondsToReady(binary, args, `${binary} not installed (apt-get install qemu-system-x86)`);
+}
+
+/** `tsvirt run` as a user starts it (the built CLI, real-time clock, serial console on stdout). */
+function tsvirtSeconds(guest: Guest): Promise<number | string> {
+  const cli = path.join(root, 'packages', 'cli', 'dist', 'bin.js');
+  if (!existsSync(cli)) return Promise.resolve('CLI not built (pnpm build)');
+  const args = [cli, 'run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--memory', '512M', '--serial', 'stdio'];
+  return secondsToReady(process.execPath, args, 'node could not start the CLI');
 }
 
 interface V86Emulator {

@@ -23,6 +23,13 @@ describe('run loop blocks', () => {
     expect(seen[0]).toEqual({ event: expect.objectContaining({ kind: 'exception', vector: 13, rip: TEST_CODE_ADDRESS + 10 }), count: 2, registers: [1n, 2n, 0n] });
   });
 
+  test('a fetch fault after a jump is reported at the jump target, not at the jump', () => {
+    const events: CpuEvent[] = [];
+    runAssembly(64, 'mov rax, 0x80000000\njmp rax', { machine: { cpuOptions: { events: (event) => events.push(event) } } });
+    // Only the first GiB is mapped: fetching at 2 GiB is a #PF there.
+    expect(events.find((event) => event.kind === 'exception')).toMatchObject({ vector: 14, rip: 0x80000000 });
+  });
+
   test('the instruction limit can end a run in the middle of a block, and the next run carries on there', () => {
     const source = `${'inc eax\n'.repeat(40)}hlt`;
     const first = runAssembly(32, source, { limit: 3 });

@@ -850,6 +850,8 @@ export class CpuCore implements ProcessorSignals {
         let fallThrough = Number.NaN;
         do {
           const rip = this.rip;
+          // A fault while fetching belongs to the instruction at RIP.
+          this.currentRip = rip;
           let block = rip === fallThrough ? previous.next : rip === previous.branchRip ? previous.branch : undefined;
           if (block === undefined) {
             const linear = long ? rip : (codeBase + rip) >>> 0;
