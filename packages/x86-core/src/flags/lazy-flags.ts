@@ -195,13 +195,14 @@ export class LazyFlags {
       // CMP/SUB: compare the operands directly, the common case of every loop.
       const left = this.left >>> 0;
       const right = this.right >>> 0;
+      // Most frequent first: a switch is a chain of tests.
       switch (cc) {
-        case 2: return left < right;
-        case 3: return left >= right;
-        case 4: return left === right;
         case 5: return left !== right;
-        case 6: return left <= right;
+        case 4: return left === right;
+        case 2: return left < right;
         case 7: return left > right;
+        case 3: return left >= right;
+        case 6: return left <= right;
         case 12: return this.signed(left) < this.signed(right);
         case 13: return this.signed(left) >= this.signed(right);
         case 14: return this.signed(left) <= this.signed(right);

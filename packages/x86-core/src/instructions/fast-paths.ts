@@ -165,10 +165,24 @@ export function shiftRegister32(cpu: Cpu, instruction: Instruction): void {
 function arithmetic32(cpu: Cpu, op: number, a: number, b: number): number {
   const flags = cpu.flags;
   let result: number;
+  // Most frequent first (CMP, SUB, ADD, XOR, AND): a switch is a chain of tests.
   switch (op) {
+    case 7:
+    case 5:
+      result = (a - b) | 0;
+      flags.set(FlagOp.Sub, 4, result, a, b);
+      return result;
     case 0:
       result = (a + b) | 0;
       flags.set(FlagOp.Add, 4, result, a, b);
+      return result;
+    case 6:
+      result = a ^ b;
+      flags.set(FlagOp.Logic, 4, result, 0, 0);
+      return result;
+    case 4:
+      result = a & b;
+      flags.set(FlagOp.Logic, 4, result, 0, 0);
       return result;
     case 1:
       result = a | b;
@@ -180,24 +194,12 @@ function arithmetic32(cpu: Cpu, op: number, a: number, b: number): number {
       flags.set(carry !== 0 ? FlagOp.Adc : FlagOp.Add, 4, result, a, b);
       return result;
     }
-    case 3: {
+    default: {
       const borrow = flags.cf();
       result = (a - b - borrow) | 0;
       flags.set(borrow !== 0 ? FlagOp.Sbb : FlagOp.Sub, 4, result, a, b);
       return result;
     }
-    case 4:
-      result = a & b;
-      flags.set(FlagOp.Logic, 4, result, 0, 0);
-      return result;
-    case 6:
-      result = a ^ b;
-      flags.set(FlagOp.Logic, 4, result, 0, 0);
-      return result;
-    default:
-      result = (a - b) | 0;
-      flags.set(FlagOp.Sub, 4, result, a, b);
-      return result;
   }
 }
 
