@@ -94,7 +94,7 @@ const mixed32: Template[] = [
   { asm: 'adc ecx, edx' }, { asm: 'sbb eax, ebx' }, { asm: 'adc eax, dword [esi]', pointers: [Reg.rsi] }, { asm: 'sbb edi, 0x7fffffff' },
   { asm: 'imul ecx, edx' }, { asm: 'imul esi, esi' }, { asm: 'movzx eax, bh' }, { asm: 'movzx ecx, dx' }, { asm: 'setb bl' }, { asm: 'setg ah' },
   { asm: 'cmovb ecx, edx' }, { asm: 'cmovae eax, dword [esi+4]', pointers: [Reg.rsi] }, { asm: 'lea eax, [ebx+ecx*4-8]' }, { asm: 'lea edx, [esi+0x7fffffff]' },
-  { asm: 'lea ecx, [0x12345678]' }, { asm: 'mov eax, [esi+ecx*2+5]', pointers: [Reg.rsi], small: [Reg.rcx] }, { asm: 'mov [esi+ecx*8], ebx', pointers: [Reg.rsi], small: [Reg.rcx] },
+  { asm: 'lea ecx, [0x12345678]' }, { asm: 'mov bx, [esi+6]', pointers: [Reg.rsi] }, { asm: 'mov [esi+3], dx', pointers: [Reg.rsi] }, { asm: 'mov eax, [esi+ecx*2+5]', pointers: [Reg.rsi], small: [Reg.rcx] }, { asm: 'mov [esi+ecx*8], ebx', pointers: [Reg.rsi], small: [Reg.rcx] },
 ];
 
 const GROUPS: Array<[string, OracleBits, Template[]]> = [

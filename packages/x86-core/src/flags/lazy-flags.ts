@@ -191,25 +191,31 @@ export class LazyFlags {
 
   /** Evaluates condition code `cc` (0–15, as in Jcc/SETcc/CMOVcc). */
   condition(cc: number): boolean {
-    if (this.op === FlagOp.Sub && this.size !== 8) {
+    if (this.op !== FlagOp.None && this.size !== 8) {
+      // JE/JNE after anything: ZF is whether the result is zero.
+      if ((cc & 14) === 4) return (this.result === 0) !== (cc === 5);
       // CMP/SUB: compare the operands directly, the common case of every loop.
-      const left = this.left >>> 0;
-      const right = this.right >>> 0;
-      // Most frequent first: a switch is a chain of tests.
-      switch (cc) {
-        case 5: return left !== right;
-        case 4: return left === right;
-        case 2: return left < right;
-        case 7: return left > right;
-        case 3: return left >= right;
-        case 6: return left <= right;
-        case 12: return this.signed(left) < this.signed(right);
-        case 13: return this.signed(left) >= this.signed(right);
-        case 14: return this.signed(left) <= this.signed(right);
-        case 15: return this.signed(left) > this.signed(right);
-        default: break;
+      if (this.op === FlagOp.Sub) {
+        const left = this.left >>> 0;
+        const right = this.right >>> 0;
+        // Most frequent first: a switch is a chain of tests.
+        switch (cc) {
+          case 2: return left < right;
+          case 7: return left > right;
+          case 3: return left >= right;
+          case 6: return left <= right;
+          case 12: return this.signed(left) < this.signed(right);
+          case 13: return this.signed(left) >= this.signed(right);
+          case 14: return this.signed(left) <= this.signed(right);
+          case 15: return this.signed(left) > this.signed(right);
+          default: break;
+        }
       }
     }
+    return this.conditionFromFlags(cc);
+  }
+
+  private conditionFromFlags(cc: number): boolean {
     let value: boolean;
     switch (cc >> 1) {
       case 0: value = this.of() !== 0; break;

@@ -84,6 +84,16 @@ export function movStore8(cpu: Cpu, instruction: Instruction): void {
   cpu.mmu.write8(linear, cpu.reg8(instruction.register1));
 }
 
+export function movLoad16(cpu: Cpu, instruction: Instruction): void {
+  const value = cpu.mmu.read16(operandLinear(cpu, instruction, 2, false));
+  // A 16-bit destination keeps the rest of the register.
+  cpu.low[instruction.register0] = (cpu.low[instruction.register0]! & ~0xffff) | value;
+}
+
+export function movStore16(cpu: Cpu, instruction: Instruction): void {
+  cpu.mmu.write16(operandLinear(cpu, instruction, 2, true), cpu.low[instruction.register1]! & 0xffff);
+}
+
 /** MOVZX r32, m8/m16 (`sub` is the source size). */
 export function movzxLoad32(cpu: Cpu, instruction: Instruction): void {
   const linear = operandLinear(cpu, instruction, instruction.sub, false);
@@ -374,6 +384,12 @@ export function fastPath(entry: OpcodeEntry, instruction: Instruction): Instruct
   if (size === 1 && entry.handler === 'mov') {
     if (entry.operands[0] === 'Gb' && kind1 === OperandKind.Memory) return movLoad8;
     if (entry.operands[1] === 'Gb' && kind0 === OperandKind.Memory) return movStore8;
+    return undefined;
+  }
+  if (size === 2 && entry.handler === 'mov') {
+    // Called through `run` (not inline): 16-bit fields (the XZ decoder's probabilities) are common enough.
+    if (entry.operands[0] === 'Gv' && kind1 === OperandKind.Memory) return movLoad16;
+    if (entry.operands[1] === 'Gv' && kind0 === OperandKind.Memory) return movStore16;
     return undefined;
   }
   if (size !== 4 && size !== 8) return undefined;
