@@ -129,6 +129,7 @@ export default async function bootBench(): Promise<BenchmarkReport[]> {
       description: `Debian's stock kernels and the guest kit's busybox initramfs, 512 MiB, kernel command line \`${APPEND}\`; time from starting the emulator to \`${READY}\` on the serial console. QEMU runs with \`-accel tcg\`; v86 with Debian's SeaBIOS.`,
       columns: ['guest', 'tsvirt', 'QEMU TCG', 'v86 (JIT)', 'v86 (interpreter)'],
       rows,
+      notes: ['The tsvirt column is the built `tsvirt run` (real-time clock, serial console on stdout), started as a user starts it; everything ran one after another on an otherwise idle machine.'],
     },
   ];
 }
