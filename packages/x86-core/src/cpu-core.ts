@@ -98,9 +98,8 @@ export interface CpuOptions {
 
 const TWO_32 = 4294967296;
 
-/** Stands for "no block of this page ran last" in the run loop (its links are never set or followed). */
+/** The run loop's `previous` when no block of the current page ran last: it has no links and none are made from it. */
 const UNLINKED = new Block();
-/** The run loop's `previous` when the last instruction may not be linked from: it has no links and none are made to it. */
 /** faultVector of an instruction abandoned without an exception (an x87 freeze on FERR#). */
 const FROZEN = -1;
 /** DR6 status bits: single step, task switch (T bit); DR7.GD. */
@@ -144,8 +143,7 @@ export class CpuCore implements ProcessorSignals {
   /** The IGNNE# input: pending x87 errors are ignored while it is asserted. */
   ignoringNumericError = false;
 
-  /** Low and high 32 bits of RAX…R15. */
-  // General registers 0–15; slots up to ZERO_REGISTER exist so that it reads zero (nothing writes there).
+  /** Low and high 32 bits of RAX…R15 (0–15); the slots up to ZERO_REGISTER only exist so that it reads zero. */
   readonly low = new Int32Array(ZERO_REGISTER + 1);
   readonly high = new Int32Array(ZERO_REGISTER + 1);
   /** The instruction pointer (next instruction while one executes). */
