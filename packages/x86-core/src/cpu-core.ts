@@ -901,14 +901,18 @@ export class CpuCore implements ProcessorSignals {
               case InlineHandler.AluRegister: aluRegister(this, instruction); break;
               case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
               case InlineHandler.MovStore32: movStore32(this, instruction); break;
-              case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
-              case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
               case InlineHandler.None:
                 // A generic handler may read the instruction count (RDTSC, STI's shadow) or move RIP itself.
                 this.instructionCount = first + index;
                 instruction.run(this, instruction);
                 moved = this.rip !== at;
                 break;
+              case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
+              case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
+              case InlineHandler.Jcc: jcc(this, instruction); break;
+              case InlineHandler.MovStore64: movStore64(this, instruction); break;
+              case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
+              case InlineHandler.ShiftRegister32: shiftRegister32(this, instruction); break;
               case InlineHandler.AluImmediate: aluImmediate(this, instruction); break;
               case InlineHandler.ImulRegister32: imulRegister32(this, instruction); break;
               case InlineHandler.Lea32: lea32(this, instruction); break;
@@ -929,10 +933,6 @@ export class CpuCore implements ProcessorSignals {
               case InlineHandler.Return32: return32(this, instruction); break;
               case InlineHandler.MovStore8: movStore8(this, instruction); break;
               case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
-              case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
-              case InlineHandler.MovStore64: movStore64(this, instruction); break;
-              case InlineHandler.MovRegister64: movRegister64(this, instruction); break;
-              case InlineHandler.Jcc: jcc(this, instruction); break;
               case InlineHandler.Jmp: jmp(this, instruction); break;
             }
             index++;
