@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { Cpu, CpuEvent } from './cpu.js';
-import { Reg } from './state/registers.js';
+import { Reg, Seg } from './state/registers.js';
 import { runAssembly, TEST_CODE_ADDRESS } from './testing/flat-machine.js';
 
 /*
@@ -28,6 +28,20 @@ describe('run loop blocks', () => {
     runAssembly(64, 'mov rax, 0x80000000\njmp rax', { machine: { cpuOptions: { events: (event) => events.push(event) } } });
     // Only the first GiB is mapped: fetching at 2 GiB is a #PF there.
     expect(events.find((event) => event.kind === 'exception')).toMatchObject({ vector: 14, rip: 0x80000000 });
+  });
+
+  test('an instruction that ends past the CS limit faults there, after the ones before it in its block', () => {
+    const seen: Array<{ event: CpuEvent; registers: bigint[] }> = [];
+    let cpu: Cpu | undefined;
+    runAssembly(32, 'mov eax, 1\nmov ebx, 2\nmov ecx, 3\nhlt', {
+      machine: { cpuOptions: { events: (event) => seen.push({ event, registers: [Reg.RAX, Reg.RBX].map((r) => cpu!.getRegister(r)) }) } },
+      setup: (machine) => {
+        cpu = machine.cpu;
+        // The limit falls inside the second MOV (bytes 5–9).
+        machine.cpu.setSegment(Seg.CS, { selector: 0x08, base: 0, limit: TEST_CODE_ADDRESS + 7, attributes: 0xc09b });
+      },
+    });
+    expect(seen[0]).toEqual({ event: expect.objectContaining({ kind: 'exception', vector: 13, rip: TEST_CODE_ADDRESS + 5 }), registers: [1n, 0n] });
   });
 
   test('the instruction limit can end a run in the middle of a block, and the next run carries on there', () => {

@@ -760,7 +760,7 @@ export class CpuCore implements ProcessorSignals {
     const page = this.fetchPage;
     let instruction = page !== undefined ? page[offset] : undefined;
     if (instruction === undefined || instruction.mode !== this.codeMode) instruction = this.decodeAt(linear, offset);
-    if (this.codeMode !== CodeMode.Bits64 && rip + instruction.length - 1 > this.segmentLimit[Seg.CS]!) this.fault(Vector.GP, 0);
+    // Its end is tested against the CS limit where it runs: per block, or in `runAlone`.
     return instruction;
   }
 

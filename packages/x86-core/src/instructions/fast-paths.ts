@@ -109,9 +109,7 @@ export function movzxRegister32(cpu: Cpu, instruction: Instruction): void {
 
 /** LEA r32, m with 32-bit addressing outside 64-bit mode. */
 export function lea32(cpu: Cpu, instruction: Instruction): void {
-  const low = cpu.low;
-  // The Int32Array store wraps the sum to 32 bits.
-  low[instruction.register0] = low[instruction.addressBase]! + (low[instruction.addressIndex]! << instruction.scale) + instruction.displacement;
+  cpu.low[instruction.register0] = offset32(cpu, instruction);
   cpu.high[instruction.register0] = 0;
 }
 
