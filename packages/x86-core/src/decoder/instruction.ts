@@ -3,7 +3,7 @@ import type { Block } from './block.js';
 import type { OpcodeEntry } from './opcode-entry.js';
 
 /** Where an operand lives after decoding. */
-export const OperandKind = { Register: 0, Memory: 1, Immediate: 2, None: 3 } as const;
+export enum OperandKind { Register = 0, Memory = 1, Immediate = 2, None = 3 }
 
 /** Register numbers 16–19 in a byte operand mean AH, CH, DH, BH (no REX prefix). */
 export const HIGH_BYTE_REGISTER = 16;
@@ -17,13 +17,12 @@ export const HIGH_BYTE_REGISTER = 16;
 export const ZERO_REGISTER = 20;
 
 /** Code size the bytes were decoded for: 16-bit, 32-bit or 64-bit code segment. */
-export const CodeMode = { Bits16: 0, Bits32: 1, Bits64: 2 } as const;
-export type CodeMode = (typeof CodeMode)[keyof typeof CodeMode];
+export enum CodeMode { Bits16 = 0, Bits32 = 1, Bits64 = 2 }
 
-export const OpcodeMap = { OneByte: 0, TwoByte: 1, ThreeByte38: 2, ThreeByte3A: 3, Vex0F: 4, Vex0F38: 5, Vex0F3A: 6 } as const;
+export enum OpcodeMap { OneByte = 0, TwoByte = 1, ThreeByte38 = 2, ThreeByte3A = 3, Vex0F = 4, Vex0F38 = 5, Vex0F3A = 6 }
 
 /** Repeat prefix in effect. */
-export const Repeat = { None: 0, Repeat: 1, RepeatNot: 2 } as const;
+export enum Repeat { None = 0, Repeat = 1, RepeatNot = 2 }
 
 export type InstructionRun = (cpu: Cpu, instruction: Instruction) => void;
 

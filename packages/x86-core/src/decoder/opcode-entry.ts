@@ -30,41 +30,41 @@ export type Feature =
   | 'mmx' | 'sse' | 'sse2' | 'sse3' | 'ssse3' | 'sse4_1' | 'sse4_2' | 'clflush' | 'monitor'
   | 'xsave' | 'xsaveopt';
 
-export const EntryFlag = {
+export enum EntryFlag {
   /** Default operand size 64 in 64-bit mode (PUSH, POP, …); 66 selects 16. */
-  Default64: 1 << 0,
+  Default64 = 1 << 0,
   /** Operand size always 64 in 64-bit mode (near branches). */
-  Force64: 1 << 1,
+  Force64 = 1 << 1,
   /** Invalid in 64-bit mode. */
-  Invalid64: 1 << 2,
+  Invalid64 = 1 << 2,
   /** Valid only in 64-bit mode. */
-  Only64: 1 << 3,
+  Only64 = 1 << 3,
   /** The ModRM operand must be memory (#UD for a register). */
-  MemoryOnly: 1 << 4,
+  MemoryOnly = 1 << 4,
   /** LOCK is allowed (with a memory destination). */
-  Lockable: 1 << 5,
+  Lockable = 1 << 5,
   /** Privileged: needs CPL 0 (checked by the handler, listed here for tests and docs). */
-  Privileged: 1 << 6,
+  Privileged = 1 << 6,
   /** The ModRM.mod field is ignored: always a register (MOV to/from CRn/DRn). */
-  ForceRegister: 1 << 7,
+  ForceRegister = 1 << 7,
   /** Operand size is fixed at 32 bits outside 64-bit mode and 64 in it (MOV CRn). */
-  Size32or64: 1 << 8,
+  Size32or64 = 1 << 8,
   /** A REP prefix on this opcode means repetition (string instructions). */
-  Repeatable: 1 << 9,
+  Repeatable = 1 << 9,
   /** Operand size 8 bits (byte form). */
-  Byte: 1 << 10,
+  Byte = 1 << 10,
   /** A general-purpose operand of size `y` (Ey, Gy): 64 bits with REX.W in 64-bit mode, else 32 (the 66 prefix does not count). */
-  SizeY: 1 << 11,
+  SizeY = 1 << 11,
   /** A register-only SIMD operand (U, N): a memory ModRM is #UD. */
-  RegisterOnly: 1 << 12,
+  RegisterOnly = 1 << 12,
   /**
    * A legacy SSE instruction whose 16-byte memory operand must be 16-byte aligned (#GP(0) otherwise):
    * every packed memory operand except the unaligned moves (MOVUPS, MOVDQU, LDDQU, …).
    */
-  Aligned: 1 << 13,
+  Aligned = 1 << 13,
   /** A VEX-encoded instruction that needs VEX.L = 0 ("LZ" in the SDM): #UD otherwise. */
-  VexLZ: 1 << 14,
-} as const;
+  VexLZ = 1 << 14,
+}
 
 /** One decodable instruction form. */
 export interface OpcodeEntry {
@@ -167,21 +167,21 @@ export function byMode(legacy: Slot | undefined, long: Slot | undefined): ModeSl
 }
 
 /** Flags commonly left undefined, for the table's `undefinedFlags`. */
-export const UndefinedFlags = {
-  logic: Flag.AF,
-  multiply: Flag.SF | Flag.ZF | Flag.AF | Flag.PF,
-  divide: Flag.CF | Flag.OF | Flag.SF | Flag.ZF | Flag.AF | Flag.PF,
-  bitScan: Flag.CF | Flag.OF | Flag.SF | Flag.AF | Flag.PF,
-  bitTest: Flag.OF | Flag.SF | Flag.AF | Flag.PF,
-  shift: Flag.AF | Flag.OF,
-  rotate: Flag.OF,
-  doubleShift: Flag.AF | Flag.OF | Flag.CF,
-  decimalAdjust: Flag.OF,
-  asciiAdjust: Flag.OF | Flag.SF | Flag.ZF | Flag.PF,
-  asciiMultiply: Flag.OF | Flag.AF | Flag.CF,
-  countZeros: Flag.OF | Flag.SF | Flag.AF | Flag.PF,
+export enum UndefinedFlags {
+  logic = Flag.AF,
+  multiply = Flag.SF | Flag.ZF | Flag.AF | Flag.PF,
+  divide = Flag.CF | Flag.OF | Flag.SF | Flag.ZF | Flag.AF | Flag.PF,
+  bitScan = Flag.CF | Flag.OF | Flag.SF | Flag.AF | Flag.PF,
+  bitTest = Flag.OF | Flag.SF | Flag.AF | Flag.PF,
+  shift = Flag.AF | Flag.OF,
+  rotate = Flag.OF,
+  doubleShift = Flag.AF | Flag.OF | Flag.CF,
+  decimalAdjust = Flag.OF,
+  asciiAdjust = Flag.OF | Flag.SF | Flag.ZF | Flag.PF,
+  asciiMultiply = Flag.OF | Flag.AF | Flag.CF,
+  countZeros = Flag.OF | Flag.SF | Flag.AF | Flag.PF,
   /** ANDN, BLSI, BLSMSK, BLSR, BZHI (SDM vol. 2: AF and PF undefined). */
-  bitManipulation: Flag.AF | Flag.PF,
+  bitManipulation = Flag.AF | Flag.PF,
   /** BEXTR: only ZF is defined (CF and OF cleared). */
-  bitFieldExtract: Flag.AF | Flag.SF | Flag.PF,
-} as const;
+  bitFieldExtract = Flag.AF | Flag.SF | Flag.PF,
+}

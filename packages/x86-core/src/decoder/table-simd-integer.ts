@@ -9,26 +9,26 @@ export const HALF_SOURCE = 0x100;
 /** `sub` bit of a SIMD integer handler that works on an MMX register rather than an XMM register. */
 export const MMX_FORM = 0x200;
 /** Selectors of the `simdMove` handler. */
-export const SimdMove = {
+export enum SimdMove {
   /** MOVD/MOVQ mm or xmm ← r/m32/64 (zero-extended into an XMM register). */
-  fromGeneral: 0,
+  fromGeneral = 0,
   /** MOVD/MOVQ r/m32/64 ← mm or xmm. */
-  toGeneral: 1,
+  toGeneral = 1,
   /** MOVQ mm ← mm/m64 and mm/m64 ← mm (MOVNTQ). */
-  mmx: 2,
+  mmx = 2,
   /** MOVQ xmm ← xmm/m64 (F3 0F 7E): the high quadword cleared. */
-  loadQuadword: 3,
+  loadQuadword = 3,
   /** MOVQ xmm/m64 ← xmm (66 0F D6): a register destination has its high quadword cleared. */
-  storeQuadword: 4,
+  storeQuadword = 4,
   /** MOVQ2DQ xmm ← mm. */
-  mmxToXmm: 5,
+  mmxToXmm = 5,
   /** MOVDQ2Q mm ← xmm. */
-  xmmToMmx: 6,
-} as const;
+  xmmToMmx = 6,
+}
 /** Selectors of the `simdSpecial` handler (SSE4.1). */
-export const SimdSpecial = { blendVariableBytes: 0, blendWords: 1, test: 2, minimumPosition: 3, multipleSumAbsoluteDifferences: 4 } as const;
+export enum SimdSpecial { blendVariableBytes = 0, blendWords = 1, test = 2, minimumPosition = 3, multipleSumAbsoluteDifferences = 4 }
 /** Selectors of the `simdShuffle` handler; bits 3:0 pick the form. */
-export const SimdShuffle = { words: 0, dwords: 1, highWords: 2, lowWords: 3, alignRight: 4, shiftBytesLeft: 5, shiftBytesRight: 6 } as const;
+export enum SimdShuffle { words = 0, dwords = 1, highWords = 2, lowWords = 3, alignRight = 4, shiftBytesLeft = 5, shiftBytesRight = 6 }
 
 /** An MMX (no prefix) and an SSE2 (66) lane operation of one opcode; `mmxFeature` undefined for XMM-only opcodes. */
 function lanes(mnemonic: string, operation: BinaryOperationName, mmxFeature: Feature | undefined, xmmFeature: Feature = 'sse2', mmxSub = 0): Slot {

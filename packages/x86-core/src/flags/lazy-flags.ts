@@ -6,26 +6,25 @@ import { multiplyUnsigned64 } from '../instructions/wide-math.js';
  * are kept; CF/PF/AF/ZF/SF/OF are worked out when somebody asks, since most
  * flag results are overwritten before they are read.
  */
-export const FlagOp = {
+export enum FlagOp {
   /** `bits` holds every flag. */
-  None: 0,
-  Add: 1,
+  None = 0,
+  Add = 1,
   /** Add with a carry-in of one. */
-  Adc: 2,
-  Sub: 3,
+  Adc = 2,
+  Sub = 3,
   /** Subtract with a borrow-in of one. */
-  Sbb: 4,
+  Sbb = 4,
   /** AND/OR/XOR/TEST: CF = OF = AF = 0. */
-  Logic: 5,
+  Logic = 5,
   /** INC: CF kept in `bits`. */
-  Inc: 6,
-  Dec: 7,
+  Inc = 6,
+  Dec = 7,
   /** SF/ZF/PF from the result, CF/OF/AF from `bits` (shifts, multiplies). */
-  Result: 8,
+  Result = 8,
   /** Truncating signed multiply (IMUL r, r/m[, imm]): CF = OF = the product did not fit, worked out from the operands. */
-  Multiply: 9,
-} as const;
-export type FlagOp = (typeof FlagOp)[keyof typeof FlagOp];
+  Multiply = 9,
+}
 
 const PARITY = new Uint8Array(256);
 for (let value = 0; value < 256; value++) {

@@ -1,16 +1,16 @@
 import { classifyExtended, ControlWord, type ExtendedBits, ExtendedClass, INDEFINITE_HIGH, INDEFINITE_SIGN_EXPONENT, SoftFloatResult } from './softfloat/index.js';
 
 /** x87 status word bits (Intel SDM vol. 1, 8.1.3). */
-export const FpuStatus = {
-  IE: 0x01, DE: 0x02, ZE: 0x04, OE: 0x08, UE: 0x10, PE: 0x20, SF: 0x40, ES: 0x80,
-  C0: 0x100, C1: 0x200, C2: 0x400, TOP: 0x3800, C3: 0x4000, B: 0x8000,
+export enum FpuStatus {
+  IE = 0x01, DE = 0x02, ZE = 0x04, OE = 0x08, UE = 0x10, PE = 0x20, SF = 0x40, ES = 0x80,
+  C0 = 0x100, C1 = 0x200, C2 = 0x400, TOP = 0x3800, C3 = 0x4000, B = 0x8000,
   /** The exception flags IE…PE. */
-  exceptions: 0x3f,
-  conditions: 0x4700,
-} as const;
+  exceptions = 0x3f,
+  conditions = 0x4700,
+}
 
 /** Tag values of the full tag word (SDM vol. 1, figure 8-7). */
-export const FpuTag = { valid: 0, zero: 1, special: 2, empty: 3 } as const;
+export enum FpuTag { valid = 0, zero = 1, special = 2, empty = 3 }
 
 /**
  * The x87 register file and its control registers. Registers are kept by

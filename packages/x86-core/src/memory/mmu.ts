@@ -16,8 +16,7 @@ const PAGE_FAULT_RESERVED = 8;
 const PAGE_FAULT_FETCH = 16;
 
 /** Access kinds for translation. */
-export const Access = { Read: 0, Write: 1, Execute: 2 } as const;
-export type Access = (typeof Access)[keyof typeof Access];
+export enum Access { Read = 0, Write = 1, Execute = 2 }
 
 /**
  * One direct-mapped TLB: linear page base → frame. A slot has one tag per

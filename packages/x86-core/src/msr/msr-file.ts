@@ -2,28 +2,28 @@ import type { CpuCore as Cpu } from '../cpu-core.js';
 import { Cr0, Efer, Seg } from '../state/registers.js';
 
 /** MSR numbers the core knows. */
-export const Msr = {
-  TSC: 0x10,
-  APIC_BASE: 0x1b,
-  FEATURE_CONTROL: 0x3a,
-  BIOS_SIGN_ID: 0x8b,
-  MTRR_CAP: 0xfe,
-  SYSENTER_CS: 0x174,
-  SYSENTER_ESP: 0x175,
-  SYSENTER_EIP: 0x176,
-  MISC_ENABLE: 0x1a0,
-  PAT: 0x277,
-  MTRR_DEF_TYPE: 0x2ff,
-  EFER: 0xc0000080,
-  STAR: 0xc0000081,
-  LSTAR: 0xc0000082,
-  CSTAR: 0xc0000083,
-  FMASK: 0xc0000084,
-  FS_BASE: 0xc0000100,
-  GS_BASE: 0xc0000101,
-  KERNEL_GS_BASE: 0xc0000102,
-  TSC_AUX: 0xc0000103,
-} as const;
+export enum Msr {
+  TSC = 0x10,
+  APIC_BASE = 0x1b,
+  FEATURE_CONTROL = 0x3a,
+  BIOS_SIGN_ID = 0x8b,
+  MTRR_CAP = 0xfe,
+  SYSENTER_CS = 0x174,
+  SYSENTER_ESP = 0x175,
+  SYSENTER_EIP = 0x176,
+  MISC_ENABLE = 0x1a0,
+  PAT = 0x277,
+  MTRR_DEF_TYPE = 0x2ff,
+  EFER = 0xc0000080,
+  STAR = 0xc0000081,
+  LSTAR = 0xc0000082,
+  CSTAR = 0xc0000083,
+  FMASK = 0xc0000084,
+  FS_BASE = 0xc0000100,
+  GS_BASE = 0xc0000101,
+  KERNEL_GS_BASE = 0xc0000102,
+  TSC_AUX = 0xc0000103,
+}
 
 const TWO_32 = 4294967296;
 

@@ -271,7 +271,7 @@ export const BINARY_OPERATION_LIST: readonly LaneOperation[] = Object.values(BIN
 export const BINARY_OPERATION_INDEX = Object.fromEntries(Object.keys(BINARY_OPERATIONS).map((name, index) => [name, index])) as Readonly<Record<BinaryOperationName, number>>;
 
 /** The shift kinds of PSLL/PSRL/PSRA. */
-export const ShiftKind = { leftLogical: 0, rightLogical: 1, rightArithmetic: 2 } as const;
+export enum ShiftKind { leftLogical = 0, rightLogical = 1, rightArithmetic = 2 }
 
 /**
  * PSLL/PSRL/PSRA on lanes of `laneBytes` (2, 4 or 8) by `count` (any

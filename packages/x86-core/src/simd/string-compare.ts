@@ -14,7 +14,7 @@ import type { SimdValue } from './simd-value.js';
  * Results are 16-bit masks (IntRes2), one bit per element of the text.
  */
 
-export const Aggregation = { equalAny: 0, ranges: 1, equalEach: 2, equalOrdered: 3 } as const;
+export enum Aggregation { equalAny = 0, ranges = 1, equalEach = 2, equalOrdered = 3 }
 
 /** Elements per operand: 8 words or 16 bytes. */
 export function elementCount(control: number): number {

@@ -5,15 +5,14 @@ import { attributesOf, baseOf, isRealOrVirtual8086, limitOf, markAccessed, readD
 import { readTaskGateTarget, switchTask, TaskSwitchReason } from './task-switch.js';
 
 /** How an event arose; it decides the EXT bit and the gate-DPL check. */
-export const EventKind = {
+export enum EventKind {
   /** A fault or trap the CPU raised. */
-  Exception: 0,
-  /** INT n, INT3, INTO: the gate's DPL must allow the current privilege. */
-  Software: 1,
+  Exception = 0,
+  /** INT n, INT3, INTO = the gate's DPL must allow the current privilege. */
+  Software = 1,
   /** External interrupt or NMI. */
-  External: 2,
-} as const;
-export type EventKind = (typeof EventKind)[keyof typeof EventKind];
+  External = 2,
+}
 
 const TWO_32 = 4294967296;
 

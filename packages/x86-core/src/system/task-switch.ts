@@ -3,8 +3,7 @@ import { Cr0, Flag, Seg, SegAttr, Vector } from '../state/registers.js';
 import { attributesOf, baseOf, limitOf, markAccessed, readDescriptor, type DescriptorSlot } from './segmentation.js';
 
 /** What started a task switch (Intel SDM vol. 3, 7.3): it decides the busy bits, NT and the back link. */
-export const TaskSwitchReason = { Jump: 0, Call: 1, Iret: 2, Interrupt: 3 } as const;
-export type TaskSwitchReason = (typeof TaskSwitchReason)[keyof typeof TaskSwitchReason];
+export enum TaskSwitchReason { Jump = 0, Call = 1, Iret = 2, Interrupt = 3 }
 
 /** TSS descriptor types (system descriptors, S = 0). */
 const TSS16_AVAILABLE = 0x01;

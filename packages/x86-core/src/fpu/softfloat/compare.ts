@@ -2,10 +2,10 @@ import { classifyExtended, ExtendedClass, isNaNClass } from './extended-classify
 import { Exception, type ExtendedBits } from './types.js';
 
 /** x87 condition code bits in the status word. */
-export const Condition = { c0: 0x100, c1: 0x200, c2: 0x400, c3: 0x4000 } as const;
+export enum Condition { c0 = 0x100, c1 = 0x200, c2 = 0x400, c3 = 0x4000 }
 
 /** Comparison outcomes, as FCOM encodes them in C3/C2/C0. */
-export const CompareResult = { greater: 0, less: Condition.c0, equal: Condition.c3, unordered: Condition.c3 | Condition.c2 | Condition.c0 } as const;
+export enum CompareResult { greater = 0, less = Condition.c0, equal = Condition.c3, unordered = Condition.c3 | Condition.c2 | Condition.c0 }
 
 /** Orders two finite or infinite (non-NaN, supported) values: -1, 0, 1. */
 function order(a: ExtendedBits, b: ExtendedBits, aClass: number, bClass: number): number {

@@ -1,17 +1,17 @@
 import type { ExtendedBits } from './types.js';
 
 /** Operand classes of an 80-bit value, as the arithmetic sees them. */
-export const ExtendedClass = {
-  zero: 0,
+export enum ExtendedClass {
+  zero = 0,
   /** Denormal or pseudo-denormal (exponent 0, nonzero significand): raises DE. */
-  denormal: 1,
-  normal: 2,
-  infinity: 3,
-  quietNaN: 4,
-  signalingNaN: 5,
+  denormal = 1,
+  normal = 2,
+  infinity = 3,
+  quietNaN = 4,
+  signalingNaN = 5,
   /** Unnormal, pseudo-NaN, pseudo-infinity: invalid operands on the 387 and later. */
-  unsupported: 6,
-} as const;
+  unsupported = 6,
+}
 
 export function classifyExtended(value: ExtendedBits): number {
   const exponent = value.signExponent & 0x7fff;

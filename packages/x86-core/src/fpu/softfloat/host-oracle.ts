@@ -11,21 +11,21 @@ import { ORACLE_C_SOURCE } from './oracle-source.js';
  */
 
 /** Operation codes of the oracle program. */
-export const OracleOperation = {
-  fadd: 1, fsub: 2, fmul: 3, fdiv: 4, fsqrt: 5,
-  fldSingle: 6, fldDouble: 7, fstSingle: 8, fstDouble: 9,
-  fildWord: 10, fildDword: 11, fildQword: 12,
-  fistWord: 13, fistDword: 14, fistQword: 15, fisttpQword: 16,
-  fcom: 17, fucom: 18, fxam: 19, frndint: 20, fprem: 21, fprem1: 22, fscale: 23, fxtract: 24, fbld: 25, fbstp: 26,
-  addss: 64, subss: 65, mulss: 66, divss: 67, sqrtss: 68, minss: 69, maxss: 70,
-  addsd: 72, subsd: 73, mulsd: 74, divsd: 75, sqrtsd: 76, minsd: 77, maxsd: 78,
-  cvtss2sd: 80, cvtsd2ss: 81,
-  cvtss2si32: 82, cvttss2si32: 83, cvtss2si64: 84, cvttss2si64: 85,
-  cvtsd2si32: 86, cvttsd2si32: 87, cvtsd2si64: 88, cvttsd2si64: 89,
-  cvtsi2ss32: 90, cvtsi2ss64: 91, cvtsi2sd32: 92, cvtsi2sd64: 93,
-  comiss: 94, ucomiss: 95, comisd: 96, ucomisd: 97,
-  cmpss: 100, cmpsd: 108,
-} as const;
+export enum OracleOperation {
+  fadd = 1, fsub = 2, fmul = 3, fdiv = 4, fsqrt = 5,
+  fldSingle = 6, fldDouble = 7, fstSingle = 8, fstDouble = 9,
+  fildWord = 10, fildDword = 11, fildQword = 12,
+  fistWord = 13, fistDword = 14, fistQword = 15, fisttpQword = 16,
+  fcom = 17, fucom = 18, fxam = 19, frndint = 20, fprem = 21, fprem1 = 22, fscale = 23, fxtract = 24, fbld = 25, fbstp = 26,
+  addss = 64, subss = 65, mulss = 66, divss = 67, sqrtss = 68, minss = 69, maxss = 70,
+  addsd = 72, subsd = 73, mulsd = 74, divsd = 75, sqrtsd = 76, minsd = 77, maxsd = 78,
+  cvtss2sd = 80, cvtsd2ss = 81,
+  cvtss2si32 = 82, cvttss2si32 = 83, cvtss2si64 = 84, cvttss2si64 = 85,
+  cvtsd2si32 = 86, cvttsd2si32 = 87, cvtsd2si64 = 88, cvttsd2si64 = 89,
+  cvtsi2ss32 = 90, cvtsi2ss64 = 91, cvtsi2sd32 = 92, cvtsi2sd64 = 93,
+  comiss = 94, ucomiss = 95, comisd = 96, ucomisd = 97,
+  cmpss = 100, cmpsd = 108,
+}
 
 export interface OracleCase {
   readonly operation: number;

@@ -311,7 +311,7 @@ export function roundPackIeee(result: SoftFloatResult, format: IeeeFormat, mxcsr
 }
 
 /** Where an arithmetic result goes: the x87 (control word) or an SSE format (MXCSR). */
-export const Target = { x87: 0, float32: 1, float64: 2 } as const;
+export enum Target { x87 = 0, float32 = 1, float64 = 2 }
 
 /** Internal report bit: the result holds packed float32/float64 bits rather than an extended value. */
 export const PACKED_IEEE = 0x10000;

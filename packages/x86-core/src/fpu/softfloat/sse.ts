@@ -26,9 +26,9 @@ export function sseReportedFlags(flags: number, mxcsr: number): number {
 }
 
 /** SSE arithmetic operations for sseArithmetic. */
-export const SseOperation = { add: 0, subtract: 1, multiply: 2, divide: 3, squareRoot: 4, minimum: 5, maximum: 6 } as const;
+export enum SseOperation { add = 0, subtract = 1, multiply = 2, divide = 3, squareRoot = 4, minimum = 5, maximum = 6 }
 
-const ScalarClass = { zero: 0, denormal: 1, normal: 2, infinity: 3, quietNaN: 4, signalingNaN: 5 } as const;
+enum ScalarClass { zero = 0, denormal = 1, normal = 2, infinity = 3, quietNaN = 4, signalingNaN = 5 }
 
 function classify(format: IeeeFormat, high: number, low: number): number {
   const single = format === FLOAT32;
@@ -206,7 +206,7 @@ export function createSseScratch(): SseScratch {
 }
 
 /** CMPSS/CMPSD predicates 0-7 (EQ LT LE UNORD NEQ NLT NLE ORD). */
-export const ComparePredicate = { equal: 0, less: 1, lessEqual: 2, unordered: 3, notEqual: 4, notLess: 5, notLessEqual: 6, ordered: 7 } as const;
+export enum ComparePredicate { equal = 0, less = 1, lessEqual = 2, unordered = 3, notEqual = 4, notLess = 5, notLessEqual = 6, ordered = 7 }
 
 /**
  * The relation of a and b: 0 equal, 1 less, 2 greater, 3 unordered, plus the

@@ -27,7 +27,7 @@ import { EXTENDED_BIAS, Exception, type ExtendedBits, type SoftFloatResult } fro
  */
 
 /** FSIN, FCOS, FPTAN and FSINCOS for `extendedTrigonometric`. */
-export const Trigonometric = { sine: 0, cosine: 1, tangent: 2, sineCosine: 3 } as const;
+export enum Trigonometric { sine = 0, cosine = 1, tangent = 2, sineCosine = 3 }
 
 /** C2 in the returned flags: the operand was out of range (|x| >= 2^63) and nothing was written. */
 export const OUT_OF_RANGE = 0x400;

@@ -1,39 +1,39 @@
 /** Exception and condition bits, laid out as in the x87 status word (MXCSR flags use bits 0-5 too). */
-export const Exception = {
-  invalid: 0x01,
-  denormal: 0x02,
-  zeroDivide: 0x04,
-  overflow: 0x08,
-  underflow: 0x10,
-  precision: 0x20,
+export enum Exception {
+  invalid = 0x01,
+  denormal = 0x02,
+  zeroDivide = 0x04,
+  overflow = 0x08,
+  underflow = 0x10,
+  precision = 0x20,
   /** x87 C1: the result was rounded up in magnitude (only meaningful with precision). */
-  roundedUp: 0x200,
-} as const;
+  roundedUp = 0x200,
+}
 
 /** Rounding control, as encoded in the x87 control word bits 10-11 and MXCSR bits 13-14. */
-export const Rounding = { nearestEven: 0, down: 1, up: 2, towardZero: 3 } as const;
+export enum Rounding { nearestEven = 0, down = 1, up = 2, towardZero = 3 }
 
 /** x87 precision control (control word bits 8-9). */
-export const Precision = { single: 0, double: 2, extended: 3 } as const;
+export enum Precision { single = 0, double = 2, extended = 3 }
 
 /** x87 control word fields. */
-export const ControlWord = {
-  exceptionMasks: 0x3f,
-  precisionShift: 8,
-  roundingShift: 10,
+export enum ControlWord {
+  exceptionMasks = 0x3f,
+  precisionShift = 8,
+  roundingShift = 10,
   /** The control word FNINIT loads: all masked, 64-bit precision, nearest. */
-  default: 0x037f,
-} as const;
+  default = 0x037f,
+}
 
 /** MXCSR fields. */
-export const Mxcsr = {
-  flags: 0x3f,
-  denormalsAreZero: 0x40,
-  maskShift: 7,
-  roundingShift: 13,
-  flushToZero: 0x8000,
-  default: 0x1f80,
-} as const;
+export enum Mxcsr {
+  flags = 0x3f,
+  denormalsAreZero = 0x40,
+  maskShift = 7,
+  roundingShift = 13,
+  flushToZero = 0x8000,
+  default = 0x1f80,
+}
 
 /** An 80-bit extended value: sign and 15-bit biased exponent in signExponent (16 bits), significand high and low (unsigned 32-bit). */
 export interface ExtendedBits {

@@ -11,18 +11,18 @@ export const ORACLE_CODE_ADDRESS = 0x2000_0000;
 export const ORACLE_MAX_CODE_LENGTH = 255;
 
 /** RFLAGS bits. */
-export const Flag = {
-  CF: 0x1,
-  PF: 0x4,
-  AF: 0x10,
-  ZF: 0x40,
-  SF: 0x80,
-  TF: 0x100,
-  IF: 0x200,
-  DF: 0x400,
-  OF: 0x800,
-  RF: 0x1_0000,
-} as const;
+export enum Flag {
+  CF = 0x1,
+  PF = 0x4,
+  AF = 0x10,
+  ZF = 0x40,
+  SF = 0x80,
+  TF = 0x100,
+  IF = 0x200,
+  DF = 0x400,
+  OF = 0x800,
+  RF = 0x1_0000,
+}
 
 /** The six arithmetic status flags (CF PF AF ZF SF OF). */
 export const ARITHMETIC_FLAGS = Flag.CF | Flag.PF | Flag.AF | Flag.ZF | Flag.SF | Flag.OF;
@@ -30,24 +30,24 @@ export const ARITHMETIC_FLAGS = Flag.CF | Flag.PF | Flag.AF | Flag.ZF | Flag.SF 
 export const SETTABLE_FLAGS = ARITHMETIC_FLAGS | Flag.DF;
 
 /** General-purpose register indices, in x86 encoding order (the order of `registers` arrays). */
-export const Reg = {
-  rax: 0,
-  rcx: 1,
-  rdx: 2,
-  rbx: 3,
-  rsp: 4,
-  rbp: 5,
-  rsi: 6,
-  rdi: 7,
-  r8: 8,
-  r9: 9,
-  r10: 10,
-  r11: 11,
-  r12: 12,
-  r13: 13,
-  r14: 14,
-  r15: 15,
-} as const;
+export enum Reg {
+  rax = 0,
+  rcx = 1,
+  rdx = 2,
+  rbx = 3,
+  rsp = 4,
+  rbp = 5,
+  rsi = 6,
+  rdi = 7,
+  r8 = 8,
+  r9 = 9,
+  r10 = 10,
+  r11 = 11,
+  r12 = 12,
+  r13 = 13,
+  r14 = 14,
+  r15 = 15,
+}
 
 export const REGISTER_NAMES_64 = [
   'rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
