@@ -67,6 +67,31 @@ describe('run loop blocks', () => {
     expect(cpu.getRegister(Reg.RAX)).toBe(3n);
   });
 
+  test('a call after a generic instruction in its block pushes the address after the call', () => {
+    const { cpu, result } = runAssembly(32, 'mov esp, 0x80000\nrdtsc\ncall after\nafter: pop ebx\nhlt');
+    expect(cpu.getRegister(Reg.RBX)).toBe(BigInt(TEST_CODE_ADDRESS + 12));
+    expect(cpu.getRegister(Reg.RSP)).toBe(0x80000n);
+    expect(result).toEqual({ reason: 'halted', retired: 5 });
+  });
+
+  test('RIP-relative operands in the middle of a block address memory from their own instruction', () => {
+    const source = [
+      'mov ebx, 1',
+      'mov rax, [rel value]',
+      'add rax, [rel value]',
+      'mov ecx, [rel value]',
+      'mov [rel copy], rcx',
+      'mov rdx, [rel copy]',
+      'hlt',
+      'value: dq 0x1122334455667788',
+      'copy: dq 0',
+    ].join('\n');
+    const { cpu } = runAssembly(64, source);
+    expect(cpu.getRegister(Reg.RAX)).toBe(0x22446688aaccef10n);
+    expect(cpu.getRegister(Reg.RCX)).toBe(0x55667788n);
+    expect(cpu.getRegister(Reg.RDX)).toBe(0x55667788n);
+  });
+
   test('a store into the next instruction of the same block changes what runs (32-bit)', () => {
     const { cpu } = runAssembly(32, 'mov byte [target + 1], 0x42\ntarget: mov al, 0\nhlt');
     expect(cpu.getRegister(Reg.RAX) & 0xffn).toBe(0x42n);

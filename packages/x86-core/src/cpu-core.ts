@@ -14,7 +14,7 @@ import { CodeCache } from './decoder/code-cache.js';
 import { Decoder } from './decoder/decoder.js';
 import { disassemble } from './decoder/disassembler.js';
 import { Block, endsBlock, MAX_BLOCK_INSTRUCTIONS, MAX_INSTRUCTION_LENGTH } from './decoder/block.js';
-import { CodeMode, Instruction, ZERO_REGISTER } from './decoder/instruction.js';
+import { CodeMode, Instruction, RIP_BASE, ZERO_REGISTER } from './decoder/instruction.js';
 import { buildOpcodeTable } from './decoder/opcode-table.js';
 import { FlagOp, LazyFlags } from './flags/lazy-flags.js';
 import { selectHandler } from './instructions/index.js';
@@ -822,9 +822,12 @@ export class CpuCore implements ProcessorSignals {
     let budget = limit;
     // Instructions that faulted: they use up the budget but did not retire.
     let abandoned = 0;
-    // The block being run: the instruction count at its start (or -1) and how many of it retired.
+    // The block being run: the instruction count at its start (or -1), how many of it retired, and
+    // where it starts, to find the address of the instruction that faulted.
     let first = -1;
     let index = 0;
+    let running: Block = UNLINKED;
+    let runningRip = 0;
     this.attention = true;
     while (budget > 0) {
       if (this.attention) {
@@ -886,27 +889,37 @@ export class CpuCore implements ProcessorSignals {
           const instructions = block.instructions;
           const ends = block.ends;
           const count = Math.min(instructions.length, budget);
+          const end = rip + block.byteLength;
           first = this.instructionCount;
           index = 0;
-          let at = rip;
+          running = block;
+          runningRip = rip;
+          // RIP and currentRip are not kept per instruction: fast forms do not read them, except for a
+          // RIP-relative operand. A jump, call or return, always last, reads RIP as the address after it;
+          // a generic handler gets both set.
+          this.rip = end;
+          const usesRip = block.usesRip;
           // Set when a generic handler moved RIP: the block is left there.
           let moved = false;
           while (index < count) {
             const instruction = instructions[index]!;
-            this.currentRip = at;
-            at = rip + ends[index]!;
-            this.rip = at;
+            if (usesRip) this.rip = rip + ends[index]!;
             switch (instruction.inline) {
               case InlineHandler.MovLoad32: movLoad32(this, instruction); break;
               case InlineHandler.AluRegister: aluRegister(this, instruction); break;
               case InlineHandler.MovRegister32: movRegister32(this, instruction); break;
               case InlineHandler.MovStore32: movStore32(this, instruction); break;
-              case InlineHandler.None:
+              case InlineHandler.None: {
                 // A generic handler may read the instruction count (RDTSC, STI's shadow) or move RIP itself.
+                const next = rip + ends[index]!;
+                this.currentRip = index === 0 ? rip : rip + ends[index - 1]!;
+                this.rip = next;
                 this.instructionCount = first + index;
                 instruction.run(this, instruction);
-                moved = this.rip !== at;
+                if (this.rip === next) this.rip = end;
+                else moved = true;
                 break;
+              }
               case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
               case InlineHandler.MovLoad64: movLoad64(this, instruction); break;
               case InlineHandler.Jcc: jcc(this, instruction); break;
@@ -938,15 +951,19 @@ export class CpuCore implements ProcessorSignals {
             index++;
             if (moved || this.attention) break;
           }
+          // Left before its end (an instruction limit, a device access): RIP is the next instruction's.
+          if (index < instructions.length && !moved) this.rip = rip + ends[index - 1]!;
           this.instructionCount = first + index;
           budget -= index;
           first = -1;
           previous = block;
-          fallThrough = rip + block.byteLength;
+          fallThrough = end;
         } while (budget > 0 && !this.attention);
       } catch (error) {
         if (first >= 0) {
-          // The instructions of the block before the one that stopped it retired.
+          // The instructions of the block before the one that stopped it retired. A fast form leaves
+          // currentRip to be worked out here; a generic handler set it (a task switch moves it to the new task).
+          if (running.instructions[index]!.inline !== InlineHandler.None) this.currentRip = index === 0 ? runningRip : runningRip + running.ends[index - 1]!;
           this.instructionCount = first + index;
           budget -= index;
           first = -1;
@@ -994,6 +1011,7 @@ export class CpuCore implements ProcessorSignals {
       block.instructions.push(instruction);
       end += instruction.length;
       block.ends.push(end);
+      if (instruction.hasMemory && instruction.base === RIP_BASE) block.usesRip = true;
       if (endsBlock(instruction) || block.instructions.length === MAX_BLOCK_INSTRUCTIONS) break;
       const offset = start + end;
       // The next instruction might cross into the next page, whose translation may fault: not decoded ahead.

@@ -36,6 +36,8 @@ export class Block {
   /** The end of each instruction as an offset from the block's first byte. */
   readonly ends: number[] = [];
   byteLength = 0;
+  /** An instruction addresses memory relative to RIP, so the run loop keeps RIP up to date per instruction. */
+  usesRip = false;
   /** The block run next when this one fell through, and the last one a jump out of it reached with its RIP; both in this page. */
   next: Block | undefined = undefined;
   branch: Block | undefined = undefined;

@@ -1,6 +1,6 @@
 import { EntryFlag, type Feature, type OpcodeEntry, type Slot } from './opcode-entry.js';
 import type { OpcodeTable } from './opcode-table.js';
-import { CodeMode, HIGH_BYTE_REGISTER, Instruction, type InstructionRun, OpcodeMap, OperandKind, Repeat } from './instruction.js';
+import { CodeMode, HIGH_BYTE_REGISTER, Instruction, type InstructionRun, OpcodeMap, OperandKind, Repeat, RIP_BASE } from './instruction.js';
 
 /** Supplies instruction bytes; `offset` counts from the instruction's first byte. May throw a guest fault. */
 export interface CodeSource {
@@ -257,7 +257,7 @@ export class Decoder {
       }
       out.base = base | rexB;
     } else if (rm === 5 && mod === 0) {
-      out.base = long ? 16 : -1;
+      out.base = long ? RIP_BASE : -1;
       out.displacement = this.next32();
       return;
     } else {
@@ -322,7 +322,9 @@ export class Decoder {
         break;
       case 65: /* A: AL / Ap */
         if (spec === 'Ap') {
-          out.immediate = out.operandSize === 2 ? this.next16() : this.next32() >>> 0;
+          // Signed like every other immediate (farTransfer makes the offset unsigned): a field that
+          // ever holds a number outside int32 is stored boxed, and every instruction's reads pay for it.
+          out.immediate = out.operandSize === 2 ? this.next16() : this.next32();
           out.immediate2 = this.next16();
           kind = OperandKind.Immediate;
         } else kind = OperandKind.Register;

@@ -1,5 +1,5 @@
 import { SEGMENT_NAMES } from '../state/registers.js';
-import { CodeMode, type Instruction, OperandKind, Repeat } from './instruction.js';
+import { CodeMode, type Instruction, OperandKind, Repeat, RIP_BASE } from './instruction.js';
 
 const NAMES_64 = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 const NAMES_32 = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'r8d', 'r9d', 'r10d', 'r11d', 'r12d', 'r13d', 'r14d', 'r15d'];
@@ -168,7 +168,7 @@ function operandSizeOf(instruction: Instruction, spec: string): number {
 function formatMemory(instruction: Instruction, spec: string, size: number): string {
   const parts: string[] = [];
   const names = instruction.addressSize === 8 ? NAMES_64 : instruction.addressSize === 4 ? NAMES_32 : NAMES_16;
-  if (instruction.base === 16) parts.push(instruction.addressSize === 8 ? 'rip' : 'eip');
+  if (instruction.base === RIP_BASE) parts.push(instruction.addressSize === 8 ? 'rip' : 'eip');
   else if (instruction.base >= 0) parts.push(names[instruction.base]!);
   // A lone index keeps its scale (even *1) so it stays an index in the SIB encoding.
   if (instruction.index >= 0) parts.push(instruction.scale === 0 && instruction.base >= 0 ? names[instruction.index]! : `${names[instruction.index]!}*${1 << instruction.scale}`);
@@ -184,7 +184,7 @@ function formatMemory(instruction: Instruction, spec: string, size: number): str
   }
   if (instruction.addressSize === 2 && parts.length === 0) text = `word ${text}`;
   else if (instruction.addressSize !== defaultAddress(instruction) && instruction.base !== 16 && parts.length === 0) text = `${instruction.addressSize === 4 ? 'dword' : 'qword'} ${text}`;
-  if (instruction.base === 16) {
+  if (instruction.base === RIP_BASE) {
     // NASM writes RIP-relative operands as `rel` plus the target relative to the instruction's start.
     const fromStart = instruction.length + (displacement | 0);
     text = `rel $${fromStart < 0 ? `-${hex(-fromStart)}` : `+${hex(fromStart)}`}`;

@@ -8,6 +8,9 @@ export enum OperandKind { Register = 0, Memory = 1, Immediate = 2, None = 3 }
 /** Register numbers 16–19 in a byte operand mean AH, CH, DH, BH (no REX prefix). */
 export const HIGH_BYTE_REGISTER = 16;
 
+/** `Instruction.base` of a RIP-relative memory operand (64-bit mode). */
+export const RIP_BASE = 16;
+
 /**
  * A register slot past every register number (0–15, and 16–19 for AH–BH)
  * that always holds zero. Fast forms address memory as
@@ -35,14 +38,28 @@ const notLinked: InstructionRun = () => {
  * with their code page, so nothing here is allocated while executing.
  */
 export class Instruction {
-  // What the run loop reads for every instruction comes first, so that it shares cache lines.
+  // What the run loop and the fast forms read comes first, so that it shares as few cache lines as can be.
   run: InstructionRun = notLinked;
   /** Which of the run loop's directly called handlers `run` is (`InlineHandler` in instructions/fast-paths.ts), or 0. */
   inline = 0;
+  mode: CodeMode = CodeMode.Bits32;
+  register0 = 0;
+  register1 = 0;
+  /** `base` and `index` for the fast forms' address sum, ZERO_REGISTER where absent (set only for those forms). */
+  addressBase = ZERO_REGISTER;
+  addressIndex = ZERO_REGISTER;
+  scale = 0;
+  displacement = 0;
+  /** The segment the memory operand uses: the override or the default for its base. */
+  segment = 3;
+  immediate = 0;
+  sub = 0;
+  /** Source operand. */
+  kind1: number = OperandKind.None;
+  immediateHigh = 0;
   length = 0;
   /** The block that starts with this instruction, once the run loop has built it (cached instructions only). */
   block: Block | undefined = undefined;
-  mode: CodeMode = CodeMode.Bits32;
   entry!: OpcodeEntry;
   map = 0;
   opcode = 0;
@@ -53,8 +70,6 @@ export class Instruction {
   addressSize = 4;
   /** Segment override (0–5) or -1. */
   segmentOverride = -1;
-  /** The segment the memory operand uses: the override or the default for its base. */
-  segment = 3;
   repeat = 0;
   lock = false;
   rex = 0;
@@ -70,24 +85,12 @@ export class Instruction {
   /** ModRM.rm with REX.B. */
   rmField = 0;
   hasMemory = false;
-  /** Base register, 16 for RIP-relative, or -1. */
+  /** Base register, RIP_BASE for RIP-relative, or -1. */
   base = -1;
   index = -1;
-  scale = 0;
-  displacement = 0;
-  /** `base` and `index` for the fast forms' address sum, ZERO_REGISTER where absent (set only for those forms). */
-  addressBase = ZERO_REGISTER;
-  addressIndex = ZERO_REGISTER;
   /** High half of a 64-bit absolute address (A0–A3 with 64-bit addressing). */
   displacementHigh = 0;
   /** Destination operand. */
   kind0: number = OperandKind.None;
-  register0 = 0;
-  /** Source operand. */
-  kind1: number = OperandKind.None;
-  register1 = 0;
-  immediate = 0;
-  immediateHigh = 0;
   immediate2 = 0;
-  sub = 0;
 }

@@ -1,5 +1,5 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
-import { type Instruction, OperandKind } from '../decoder/instruction.js';
+import { type Instruction, OperandKind, RIP_BASE } from '../decoder/instruction.js';
 
 const TWO_32 = 4294967296;
 
@@ -10,7 +10,7 @@ export function effectiveOffset(cpu: Cpu, instruction: Instruction): number {
   const size = instruction.addressSize;
   if (size === 4) {
     let sum = instruction.displacement;
-    if (base >= 0) sum += base === 16 ? cpu.rip : cpu.low[base]!;
+    if (base >= 0) sum += base === RIP_BASE ? cpu.rip : cpu.low[base]!;
     if (index >= 0) sum += cpu.low[index]! << instruction.scale;
     return sum >>> 0;
   }
@@ -20,7 +20,7 @@ export function effectiveOffset(cpu: Cpu, instruction: Instruction): number {
     if (index >= 0) sum += cpu.low[index]!;
     return sum & 0xffff;
   }
-  if (base === 16) return cpu.rip + instruction.displacement;
+  if (base === RIP_BASE) return cpu.rip + instruction.displacement;
   // Base plus displacement: exact for every base within 2^53 of zero, and a base further out is
   // non-canonical whatever a 32-bit displacement adds, so the linear-address check still faults.
   if (index < 0 && base >= 0) return cpu.high[base]! * TWO_32 + (cpu.low[base]! >>> 0) + instruction.displacement;
@@ -32,7 +32,7 @@ export function effectiveOffset(cpu: Cpu, instruction: Instruction): number {
 export function effectivePair(cpu: Cpu, instruction: Instruction, pair: Int32Array): void {
   const base = instruction.base;
   const index = instruction.index;
-  if (base === 16) {
+  if (base === RIP_BASE) {
     const value = cpu.rip + instruction.displacement;
     pair[0] = value | 0;
     pair[1] = Math.floor(value / TWO_32) | 0;
