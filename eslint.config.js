@@ -16,7 +16,7 @@ export default tseslint.config(
   },
   {
     // The interpreter's constants are enums: esbuild writes each use as a literal, where V8 would load an
-    // `as const` object's property, with a map check, every time (about a sixth of the i386 boot's time).
+    // `as const` object's property, with a map check, every time (about a fifth of the i386 boot's time).
     files: ['packages/x86-core/src/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {

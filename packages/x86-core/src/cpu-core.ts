@@ -912,7 +912,7 @@ export class CpuCore implements ProcessorSignals {
               case InlineHandler.None: {
                 // A generic handler may read the instruction count (RDTSC, STI's shadow) or move RIP itself.
                 const next = rip + ends[index]!;
-                this.currentRip = index === 0 ? rip : rip + ends[index - 1]!;
+                this.currentRip = rip + block.offsetOf(index);
                 this.rip = next;
                 this.instructionCount = first + index;
                 instruction.run(this, instruction);
@@ -952,7 +952,7 @@ export class CpuCore implements ProcessorSignals {
             if (moved || this.attention) break;
           }
           // Left before its end (an instruction limit, a device access): RIP is the next instruction's.
-          if (index < instructions.length && !moved) this.rip = rip + ends[index - 1]!;
+          if (index < instructions.length && !moved) this.rip = rip + block.offsetOf(index);
           this.instructionCount = first + index;
           budget -= index;
           first = -1;
@@ -963,7 +963,7 @@ export class CpuCore implements ProcessorSignals {
         if (first >= 0) {
           // The instructions of the block before the one that stopped it retired. A fast form leaves
           // currentRip to be worked out here; a generic handler set it (a task switch moves it to the new task).
-          if (running.instructions[index]!.inline !== InlineHandler.None) this.currentRip = index === 0 ? runningRip : runningRip + running.ends[index - 1]!;
+          if (running.instructions[index]!.inline !== InlineHandler.None) this.currentRip = runningRip + running.offsetOf(index);
           this.instructionCount = first + index;
           budget -= index;
           first = -1;

@@ -38,6 +38,11 @@ export class Block {
   byteLength = 0;
   /** An instruction addresses memory relative to RIP, so the run loop keeps RIP up to date per instruction. */
   usesRip = false;
+
+  /** Where instruction `index` starts, as an offset from the block's first byte. */
+  offsetOf(index: number): number {
+    return index === 0 ? 0 : this.ends[index - 1]!;
+  }
   /** The block run next when this one fell through, and the last one a jump out of it reached with its RIP; both in this page. */
   next: Block | undefined = undefined;
   branch: Block | undefined = undefined;
