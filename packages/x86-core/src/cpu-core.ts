@@ -22,7 +22,8 @@ import { jcc, jmp } from './instructions/control-flow.js';
 import {
   InlineHandler, aluImmediate, aluLoad, aluRegister, aluStore32, callRelative32, conditionalJump32, decrementRegister32, incrementRegister32, inlineHandlerOf, movImmediate32,
   jump32, movLoad8, movLoad32, movLoad64, movRegister32, movRegister64, movStore8, movStore32, movStore64, movzxLoad32, popRegister32, pushRegister32, return32, shiftRegister32, testRegister,
-  conditionalMove32, imulRegister32, lea32, movzxRegister32, setConditionRegister,
+  conditionalMove32, imulRegister32, lea32, movzxRegister32, setConditionRegister, movLoad16, movStore16, movStoreImmediate32, aluRegister8, testByte,
+  incrementMemory32, decrementMemory32, notRegister32, shiftRegister16,
 } from './instructions/fast-paths.js';
 import { Mmu } from './memory/mmu.js';
 import { FpuState } from './fpu/fpu-state.js';
@@ -165,6 +166,11 @@ export class CpuCore implements ProcessorSignals {
    */
   private readonly readLimit = new Float64Array(6);
   private readonly writeLimit = new Float64Array(6);
+  /**
+   * Bit `seg` set while that segment is flat (base 0, limit 4 GiB, readable and writable, no data
+   * breakpoints): its linear address is the offset. Kept by `refreshSegmentAccess`.
+   */
+  private flatSegments = 0;
   gdtBase = 0;
   gdtLimit = 0xffff;
   idtBase = 0;
@@ -496,6 +502,8 @@ export class CpuCore implements ProcessorSignals {
     const plain = (access & 4) === 0 && this.dataBreakpointMask === 0;
     this.readLimit[seg] = plain && (access & 9) === 9 ? this.segmentLimit[seg]! : -1;
     this.writeLimit[seg] = plain && (access & 10) === 10 ? this.segmentLimit[seg]! : -1;
+    const flat = plain && (access & 11) === 11 && this.segmentBase[seg] === 0 && this.segmentLimit[seg] === 0xffffffff;
+    this.flatSegments = flat ? this.flatSegments | (1 << seg) : this.flatSegments & ~(1 << seg);
   }
 
   isLongMode(): boolean {
@@ -530,6 +538,8 @@ export class CpuCore implements ProcessorSignals {
 
   /** `linear` outside 64-bit mode (for the fast forms, which know their mode). */
   linearSegmented(seg: number, offset: number, size: number, write: boolean): number {
+    // Flat segments need no base and only the limit compare of integers.
+    if ((this.flatSegments & (1 << seg)) !== 0 && offset <= 0x100000000 - size) return offset >>> 0;
     // The common case (a usable segment of the right type, within its limit, no data breakpoints) is one compare.
     if (offset + size - 1 <= (write ? this.writeLimit[seg]! : this.readLimit[seg]!)) return (this.segmentBase[seg]! + offset) >>> 0;
     return this.linearChecked(seg, offset, size, write);
@@ -947,6 +957,15 @@ export class CpuCore implements ProcessorSignals {
               case InlineHandler.MovStore8: movStore8(this, instruction); break;
               case InlineHandler.DecrementRegister32: decrementRegister32(this, instruction); break;
               case InlineHandler.Jmp: jmp(this, instruction); break;
+              case InlineHandler.MovLoad16: movLoad16(this, instruction); break;
+              case InlineHandler.MovStore16: movStore16(this, instruction); break;
+              case InlineHandler.MovStoreImmediate32: movStoreImmediate32(this, instruction); break;
+              case InlineHandler.AluRegister8: aluRegister8(this, instruction); break;
+              case InlineHandler.TestByte: testByte(this, instruction); break;
+              case InlineHandler.IncrementMemory32: incrementMemory32(this, instruction); break;
+              case InlineHandler.DecrementMemory32: decrementMemory32(this, instruction); break;
+              case InlineHandler.NotRegister32: notRegister32(this, instruction); break;
+              case InlineHandler.ShiftRegister16: shiftRegister16(this, instruction); break;
             }
             index++;
             if (moved || this.attention) break;

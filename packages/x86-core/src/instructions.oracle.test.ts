@@ -94,6 +94,10 @@ const mixed32: Template[] = [
   { asm: 'adc ecx, edx' }, { asm: 'sbb eax, ebx' }, { asm: 'adc eax, dword [esi]', pointers: [Reg.rsi] }, { asm: 'sbb edi, 0x7fffffff' },
   { asm: 'imul ecx, edx' }, { asm: 'imul esi, esi' }, { asm: 'movzx eax, bh' }, { asm: 'movzx ecx, dx' }, { asm: 'setb bl' }, { asm: 'setg ah' },
   { asm: 'cmovb ecx, edx' }, { asm: 'cmovae eax, dword [esi+4]', pointers: [Reg.rsi] }, { asm: 'lea eax, [ebx+ecx*4-8]' }, { asm: 'lea edx, [esi+0x7fffffff]' },
+  { asm: 'cmp al, 0x80' }, { asm: 'sub bh, cl' }, { asm: 'adc ah, 7' }, { asm: 'xor dl, byte [esi]', pointers: [Reg.rsi] }, { asm: 'sbb ch, byte [esi+1]', pointers: [Reg.rsi] },
+  { asm: 'test al, bh' }, { asm: 'test al, 0x81' }, { asm: 'test dh, 0x40' }, { asm: 'test byte [esi], 0x80', pointers: [Reg.rsi] }, { asm: 'test byte [esi+2], ch', pointers: [Reg.rsi] },
+  { asm: 'inc dword [esi]', pointers: [Reg.rsi] }, { asm: 'dec dword [esi+4]', pointers: [Reg.rsi] }, { asm: 'not edx' }, { asm: 'mov dword [esi+8], 0x89abcdef', pointers: [Reg.rsi] },
+  { asm: 'shr dx, 5' }, { asm: 'shl si, 15' }, { asm: 'sar bx, 3' }, { asm: 'sal di, 1' }, { asm: 'shr ax, cl', small: [Reg.rcx] }, { asm: 'sar cx, cl', small: [Reg.rcx] }, { asm: 'shl bp, cl' },
   { asm: 'lea ecx, [0x12345678]' }, { asm: 'mov bx, [esi+6]', pointers: [Reg.rsi] }, { asm: 'mov [esi+3], dx', pointers: [Reg.rsi] }, { asm: 'mov eax, [esi+ecx*2+5]', pointers: [Reg.rsi], small: [Reg.rcx] }, { asm: 'mov [esi+ecx*8], ebx', pointers: [Reg.rsi], small: [Reg.rcx] },
 ];
 

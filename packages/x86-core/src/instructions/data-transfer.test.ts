@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { Flag, Reg } from '../state/registers.js';
+import { Flag, Reg, Seg } from '../state/registers.js';
 import { runAssembly } from '../testing/flat-machine.js';
 
 function run(bits: 16 | 32 | 64, source: string) {
@@ -49,6 +49,16 @@ describe('moves and conversions', () => {
   test('xlat and moffs moves', () => {
     const { reg } = run(32, 'mov ebx, 0x200000\nmov byte [ebx+5], 0x77\nmov al, 5\nxlatb\nmov [0x200100], eax\nmov ecx, [0x200100]');
     expect(reg(Reg.RCX) & 0xffn).toBe(0x77n);
+  });
+
+  test('moffs moves of EAX use the segment and the full 32-bit offset', () => {
+    const machine = runAssembly(32, 'mov dword [0x201100], 0x89abcdef\nmov eax, [fs:0x200100]\nmov [0x200200], eax\nmov ebx, eax\nmov eax, 5\nmov [fs:0x200300], eax\nhlt', {
+      setup: (flat) => flat.cpu.setSegment(Seg.FS, { selector: 0x10, base: 0x1000, limit: 0xffffffff, attributes: 0xc093 }),
+    });
+    expect(machine.result.reason).toBe('halted');
+    expect(machine.cpu.getRegister(Reg.RBX)).toBe(0x89abcdefn);
+    expect(machine.memory.readU32(0x200200 as never)).toBe(0x89abcdef);
+    expect(machine.memory.readU32(0x201300 as never)).toBe(5);
   });
 
   test('real-mode segments: physical address = segment × 16 + offset', () => {

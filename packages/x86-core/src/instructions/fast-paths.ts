@@ -7,6 +7,7 @@ import { Flag, Seg, Vector } from '../state/registers.js';
 import { arithmetic } from './arithmetic.js';
 import { call, jcc, jmp, ret } from './control-flow.js';
 import { pop, push } from './data-transfer.js';
+import { shift } from './shift.js';
 import { effectiveOffset } from './operands.js';
 
 /*
@@ -94,6 +95,11 @@ export function movStore16(cpu: Cpu, instruction: Instruction): void {
   cpu.mmu.write16(operandLinear(cpu, instruction, 2, true), cpu.low[instruction.register1]! & 0xffff);
 }
 
+/** MOV m32, imm32. */
+export function movStoreImmediate32(cpu: Cpu, instruction: Instruction): void {
+  cpu.mmu.write32(operandLinear(cpu, instruction, 4, true), instruction.immediate);
+}
+
 /** MOVZX r32, m8/m16 (`sub` is the source size). */
 export function movzxLoad32(cpu: Cpu, instruction: Instruction): void {
   const linear = operandLinear(cpu, instruction, instruction.sub, false);
@@ -167,6 +173,40 @@ export function shiftRegister32(cpu: Cpu, instruction: Instruction): void {
   }
   cpu.low[register] = result;
   cpu.flags.setResult(4, result, 0, (carry !== 0 ? Flag.CF : 0) | (overflow !== 0 ? Flag.OF : 0));
+}
+
+/** SHL/SAL, SHR, SAR of a 16-bit register by 1–15 (CL or an immediate); other counts take `shift`, which knows their flags. */
+export function shiftRegister16(cpu: Cpu, instruction: Instruction): void {
+  const register = instruction.register0;
+  const count = (instruction.kind1 === OperandKind.Register ? cpu.low[1]! : instruction.immediate) & 0x1f;
+  if (count === 0 || count > 15) return shift(cpu, instruction);
+  const full = cpu.low[register]!;
+  const value = full & 0xffff;
+  let result: number;
+  let carry: number;
+  let overflow: number;
+  switch (instruction.sub) {
+    case 5:
+      result = value >>> count;
+      carry = (value >>> (count - 1)) & 1;
+      overflow = value >>> 15;
+      break;
+    case 7: {
+      const signed = (value << 16) >> 16;
+      result = (signed >> count) & 0xffff;
+      carry = (signed >> (count - 1)) & 1;
+      overflow = 0;
+      break;
+    }
+    default:
+      result = (value << count) & 0xffff;
+      carry = (value >>> (16 - count)) & 1;
+      overflow = (result >>> 15) ^ carry;
+      break;
+  }
+  // A 16-bit destination keeps the rest of the register.
+  cpu.low[register] = (full & ~0xffff) | result;
+  cpu.flags.setResult(2, result, 0, (carry !== 0 ? Flag.CF : 0) | (overflow !== 0 ? Flag.OF : 0));
 }
 
 /** `arithmetic` for 32-bit operands (int32 values), without its size dispatch for the common operations. */
@@ -277,6 +317,48 @@ export function aluStore32(cpu: Cpu, instruction: Instruction): void {
   if (op !== 7) cpu.mmu.write32(linear, result);
 }
 
+/** The source of a byte form: a register, an immediate or memory. */
+function byteSource(cpu: Cpu, instruction: Instruction): number {
+  const kind = instruction.kind1;
+  if (kind === OperandKind.Register) return cpu.reg8(instruction.register1);
+  if (kind === OperandKind.Immediate) return instruction.immediate & 0xff;
+  return cpu.mmu.read8(operandLinear(cpu, instruction, 1, false));
+}
+
+/** ADD…CMP with an 8-bit register destination (any source). */
+export function aluRegister8(cpu: Cpu, instruction: Instruction): void {
+  const op = instruction.sub;
+  const result = arithmetic(cpu, op, 1, cpu.reg8(instruction.register0), 0, byteSource(cpu, instruction), 0);
+  if (op !== 7) cpu.setReg8(instruction.register0, result);
+}
+
+/** TEST r/m8, r8 or imm8. */
+export function testByte(cpu: Cpu, instruction: Instruction): void {
+  const a = instruction.kind0 === OperandKind.Register ? cpu.reg8(instruction.register0) : cpu.mmu.read8(operandLinear(cpu, instruction, 1, false));
+  cpu.flags.set(FlagOp.Logic, 1, a & byteSource(cpu, instruction), 0, 0);
+}
+
+/** INC or DEC m32 (`delta` ±1): read, then write, as the generic handler. */
+function incrementDecrementMemory32(cpu: Cpu, instruction: Instruction, delta: number): void {
+  const linear = operandLinear(cpu, instruction, 4, true);
+  const result = (cpu.mmu.read32(linear) + delta) | 0;
+  cpu.mmu.write32(linear, result);
+  cpu.flags.setIncDec(delta > 0 ? FlagOp.Inc : FlagOp.Dec, 4, result, 0);
+}
+
+export function incrementMemory32(cpu: Cpu, instruction: Instruction): void {
+  incrementDecrementMemory32(cpu, instruction, 1);
+}
+
+export function decrementMemory32(cpu: Cpu, instruction: Instruction): void {
+  incrementDecrementMemory32(cpu, instruction, -1);
+}
+
+export function notRegister32(cpu: Cpu, instruction: Instruction): void {
+  cpu.low[instruction.register0] = ~cpu.low[instruction.register0]!;
+  cpu.high[instruction.register0] = 0;
+}
+
 export function incrementRegister32(cpu: Cpu, instruction: Instruction): void {
   const register = instruction.register0;
   const result = (cpu.low[register]! + 1) | 0;
@@ -384,12 +466,18 @@ export function fastPath(entry: OpcodeEntry, instruction: Instruction): Instruct
     if (entry.operands[1] === 'Gb' && kind0 === OperandKind.Memory) return movStore8;
     return undefined;
   }
+  if (size === 1) {
+    if (entry.handler === 'alu' && kind0 === OperandKind.Register) return aluRegister8;
+    if (entry.handler === 'test') return testByte;
+    return undefined;
+  }
+  // 16-bit fields are common enough: the XZ decoder's probabilities are loaded, shifted and stored.
   if (size === 2 && entry.handler === 'mov') {
-    // Called through `run` (not inline): 16-bit fields (the XZ decoder's probabilities) are common enough.
     if (entry.operands[0] === 'Gv' && kind1 === OperandKind.Memory) return movLoad16;
     if (entry.operands[1] === 'Gv' && kind0 === OperandKind.Memory) return movStore16;
     return undefined;
   }
+  if (size === 2 && entry.handler === 'shift' && kind0 === OperandKind.Register && instruction.sub >= 4) return shiftRegister16;
   if (size !== 4 && size !== 8) return undefined;
   if (entry.handler === 'movzx' && size === 4) return kind1 === OperandKind.Memory ? movzxLoad32 : movzxRegister32;
   if (entry.handler === 'cmov' && size === 4) return conditionalMove32;
@@ -401,11 +489,19 @@ export function fastPath(entry: OpcodeEntry, instruction: Instruction): Instruct
     if (kind0 === OperandKind.Register && kind1 === OperandKind.Immediate) return size === 8 ? movImmediate64 : movImmediate32;
     if (entry.operands[0] === 'Gv' && kind1 === OperandKind.Memory) return size === 8 ? movLoad64 : movLoad32;
     if (entry.operands[1] === 'Gv' && kind0 === OperandKind.Memory) return size === 8 ? movStore64 : movStore32;
+    if (size === 4 && kind0 === OperandKind.Memory && kind1 === OperandKind.Immediate) return movStoreImmediate32;
+    // MOV EAX, moffs32 and back: the offset is the displacement (a 64-bit one is not).
+    if (size === 4 && instruction.mode !== CodeMode.Bits64) {
+      if (entry.operands[0] === 'rAX' && kind1 === OperandKind.Memory) return movLoad32;
+      if (entry.operands[1] === 'rAX' && kind0 === OperandKind.Memory) return movStore32;
+    }
     return undefined;
   }
-  if ((entry.handler === 'inc' || entry.handler === 'dec') && kind0 === OperandKind.Register && size === 4) {
-    return entry.handler === 'inc' ? incrementRegister32 : decrementRegister32;
+  if ((entry.handler === 'inc' || entry.handler === 'dec') && size === 4) {
+    if (kind0 === OperandKind.Register) return entry.handler === 'inc' ? incrementRegister32 : decrementRegister32;
+    return entry.handler === 'inc' ? incrementMemory32 : decrementMemory32;
   }
+  if (entry.handler === 'not' && kind0 === OperandKind.Register && size === 4) return notRegister32;
   if (size === 4 && instruction.mode !== CodeMode.Bits64) {
     if (entry.handler === 'push' && kind0 === OperandKind.Register) return pushRegister32;
     if (entry.handler === 'pop' && kind0 === OperandKind.Register) return popRegister32;
@@ -462,6 +558,15 @@ export enum InlineHandler {
   ImulRegister32 = 29,
   ConditionalMove32 = 30,
   SetConditionRegister = 31,
+  MovLoad16 = 32,
+  MovStore16 = 33,
+  MovStoreImmediate32 = 34,
+  AluRegister8 = 35,
+  TestByte = 36,
+  IncrementMemory32 = 37,
+  DecrementMemory32 = 38,
+  NotRegister32 = 39,
+  ShiftRegister16 = 40,
 }
 
 const INLINE_HANDLERS = new Map<InstructionRun, number>([
@@ -496,6 +601,15 @@ const INLINE_HANDLERS = new Map<InstructionRun, number>([
   [imulRegister32, InlineHandler.ImulRegister32],
   [conditionalMove32, InlineHandler.ConditionalMove32],
   [setConditionRegister, InlineHandler.SetConditionRegister],
+  [movLoad16, InlineHandler.MovLoad16],
+  [movStore16, InlineHandler.MovStore16],
+  [movStoreImmediate32, InlineHandler.MovStoreImmediate32],
+  [aluRegister8, InlineHandler.AluRegister8],
+  [testByte, InlineHandler.TestByte],
+  [incrementMemory32, InlineHandler.IncrementMemory32],
+  [decrementMemory32, InlineHandler.DecrementMemory32],
+  [notRegister32, InlineHandler.NotRegister32],
+  [shiftRegister16, InlineHandler.ShiftRegister16],
 ]);
 
 /** The `InlineHandler` number of a handler, or `InlineHandler.None`. */

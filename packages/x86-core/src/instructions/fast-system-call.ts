@@ -115,5 +115,6 @@ export function swapgs(cpu: Cpu, _instruction: Instruction): void {
   const kernel = cpu.msrs.numberOf(Msr.KERNEL_GS_BASE);
   const current = cpu.segmentBase[Seg.GS]!;
   cpu.segmentBase[Seg.GS] = kernel;
+  cpu.refreshSegmentAccess(Seg.GS);
   cpu.msrs.set(Msr.KERNEL_GS_BASE, current | 0, Math.floor(current / TWO_32) | 0);
 }

@@ -60,6 +60,19 @@ mov esi, [0x1010]`);
     expect(cpu.readMsr(Msr.FS_BASE)).toBe(0x1000n);
     expect(cpu.readMsr(0x12345)).toBeUndefined();
   });
+
+  test('WRMSR to FS_BASE in 32-bit code moves a flat FS: its accesses stop being at the offset', () => {
+    const { reg } = run(32, `mov dword [fs:0x200010], 5
+mov ecx, 0xc0000100
+mov eax, 0x1000
+xor edx, edx
+wrmsr
+mov dword [fs:0x200010], 7
+mov ebx, [0x200010]
+mov esi, [0x201010]`);
+    expect(reg(Reg.RBX)).toBe(5n);
+    expect(reg(Reg.RSI)).toBe(7n);
+  });
 });
 
 describe('port I/O', () => {

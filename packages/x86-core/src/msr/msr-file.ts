@@ -160,9 +160,12 @@ export class MsrFile {
         return true;
       case Msr.MTRR_CAP: return false;
       case Msr.EFER: return this.writeEfer(low, high);
-      case Msr.FS_BASE: case Msr.GS_BASE:
-        cpu.segmentBase[index === Msr.FS_BASE ? Seg.FS : Seg.GS] = (high | 0) * TWO_32 + (low >>> 0);
+      case Msr.FS_BASE: case Msr.GS_BASE: {
+        const seg = index === Msr.FS_BASE ? Seg.FS : Seg.GS;
+        cpu.segmentBase[seg] = (high | 0) * TWO_32 + (low >>> 0);
+        cpu.refreshSegmentAccess(seg);
         return true;
+      }
       case Msr.PAT:
         // Each byte must be a valid memory type (0, 1, 4, 5, 6, 7).
         for (let i = 0; i < 8; i++) {
