@@ -911,7 +911,7 @@ export class CpuCore implements ProcessorSignals {
           const usesRip = block.usesRip;
           // Set when a generic handler moved RIP: the block is left there.
           let moved = false;
-          while (index < count) {
+          instructionLoop: while (index < count) {
             const instruction = instructions[index]!;
             if (usesRip) this.rip = rip + ends[index]!;
             switch (instruction.inline) {
@@ -926,8 +926,12 @@ export class CpuCore implements ProcessorSignals {
                 this.rip = next;
                 this.instructionCount = first + index;
                 instruction.run(this, instruction);
-                if (this.rip === next) this.rip = end;
-                else moved = true;
+                if (this.rip !== next) {
+                  moved = true;
+                  index++;
+                  break instructionLoop;
+                }
+                this.rip = end;
                 break;
               }
               case InlineHandler.ConditionalJump32: conditionalJump32(this, instruction); break;
@@ -968,7 +972,7 @@ export class CpuCore implements ProcessorSignals {
               case InlineHandler.ShiftRegister16: shiftRegister16(this, instruction); break;
             }
             index++;
-            if (moved || this.attention) break;
+            if (this.attention) break;
           }
           // Left before its end (an instruction limit, a device access): RIP is the next instruction's.
           if (index < instructions.length && !moved) this.rip = rip + block.offsetOf(index);

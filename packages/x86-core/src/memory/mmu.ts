@@ -29,13 +29,14 @@ class Tlb {
   /** The tags of the privilege memory accesses are checked at now (see `Mmu.setUserAccess`). */
   tag = this.supervisorTag;
   readonly physicalPage = new Float64Array(TLB_SIZE);
-  readonly frame: Array<MemoryFrame | undefined> = new Array<MemoryFrame | undefined>(TLB_SIZE).fill(undefined);
+  // Arrays built element by element are packed: a hit's load needs no check for holes.
+  readonly frame: Array<MemoryFrame | undefined> = Array.from({ length: TLB_SIZE }, () => undefined);
   // The frame's views and offset, one array each: a hit reads these instead of the frame object (one
   // per guest page, seldom in the host's cache); the views are shared by all frames of a slab.
   readonly hostOffset = new Int32Array(TLB_SIZE);
-  readonly bytes: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(NO_BYTES);
-  readonly halves: Uint16Array[] = new Array<Uint16Array>(TLB_SIZE).fill(NO_HALVES);
-  readonly words: Uint32Array[] = new Array<Uint32Array>(TLB_SIZE).fill(NO_WORDS);
+  readonly bytes: Uint8Array[] = Array.from({ length: TLB_SIZE }, () => NO_BYTES);
+  readonly halves: Uint16Array[] = Array.from({ length: TLB_SIZE }, () => NO_HALVES);
+  readonly words: Uint32Array[] = Array.from({ length: TLB_SIZE }, () => NO_WORDS);
 
   flush(): void {
     this.supervisorTag.fill(NO_PAGE);
