@@ -54,7 +54,8 @@ export async function bootWithCommands(manifest: GuestManifest, commands: readon
 }
 
 /** Messages that mean the kernel found something wrong with itself or with the machine. */
-export const KERNEL_PROBLEMS = /Oops|BUG:|Call Trace|WARNING:|Kernel panic|unchecked MSR access|general protection fault|segfault|\[Firmware Bug\]|ACPI (BIOS )?(Error|Warning)|MP-BIOS bug|timer doesn't work|IRQ \d+: nobody cared|spurious 8259A interrupt|clocksource .* unstable|TSC found unstable/;
+export const KERNEL_PROBLEMS =
+  /Oops|BUG:|Call Trace|WARNING:|Kernel panic|unchecked MSR access|general protection fault|segfault|\[Firmware Bug\]|ACPI (BIOS )?(Error|Warning)|MP-BIOS bug|timer doesn't work|IRQ \d+: nobody cared|spurious 8259A interrupt|clocksource .* unstable|TSC found unstable|soft lockup|rcu.*(stall|detected)|blocked for more than/;
 
 /** What CI asks every Debian guest to run. */
 export const SHELL_COMMANDS = ['uname -a', 'cat /proc/cpuinfo', 'cat /proc/interrupts', 'ls /sys/bus/pci/devices', 'dmesg'] as const;
