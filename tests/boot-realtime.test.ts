@@ -5,6 +5,7 @@
  * stopped for 5 s, and keep the wall clock. The x86-64 guest is offered
  * kvm-clock (the default CPU model has it), the i386 guest is not.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GuestManifest } from '../scripts/guests/build.js';
 import { debianGuest, KERNEL_PROBLEMS } from './support/debian-guest.js';
@@ -51,6 +52,9 @@ async function bootBusyHostStallAndCheck(manifest: GuestManifest, cpu: string, c
     throw error;
   } finally {
     session.kill();
+    // The whole console, for reading what the kernel said when a check fails (CI keeps .cache).
+    mkdirSync('.cache', { recursive: true });
+    writeFileSync(`.cache/boot-realtime-${manifest.arch}.log`, session.console);
   }
 }
 

@@ -8,7 +8,7 @@ const USAGE = `usage: tsvirt <command> [arguments]
 
 commands:
   run --kernel FILE ...  boot a kernel, as QEMU's -kernel does: [--initrd FILE] [--append TEXT]
-                         [--memory SIZE] [--cpu qemu64|tsvirt-max] [--no-reboot]
+                         [--memory SIZE] [--cpu qemu64|tsvirt-max[,-kvmclock]] [--no-reboot]
                          [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]
   img <subcommand> ...   disk image tools, with qemu-img's arguments:
                          create, info, check, convert, snapshot, commit, rebase,

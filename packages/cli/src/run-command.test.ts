@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KvmFeature, QEMU64, TSVIRT_MAX } from '@tsvirt/x86-core';
 import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
@@ -50,12 +51,21 @@ describe('tsvirt run arguments', () => {
       initrd: undefined,
       append: '',
       memoryBytes: 2 ** 31,
-      cpu: 'qemu64',
+      cpu: QEMU64,
       noReboot: true,
       serial: { kind: 'tcp', host: '127.0.0.1', port: 4555 },
       deterministic: false,
     });
     expect(parseMemorySize('512')).toBe(512 << 20);
+    // QEMU's feature switches: kvmclock is on in qemu64 and can be turned off either way.
+    expect(parseRunArguments(['--kernel', 'k', '--cpu', 'tsvirt-max']).cpu).toBe(TSVIRT_MAX);
+    expect(parseRunArguments(['--kernel', 'k', '--cpu', 'qemu64,-kvmclock,kvmclock']).cpu.kvmFeatures).toBe(QEMU64.kvmFeatures);
+    for (const spec of ['qemu64,-kvmclock', 'qemu64,kvmclock=off', 'qemu64,+kvmclock,kvmclock=off']) {
+      const model = parseRunArguments(['--kernel', 'k', '--cpu', spec]).cpu;
+      expect(model.name, spec).toBe('qemu64');
+      expect(model.kvmFeatures & (KvmFeature.Clocksource | KvmFeature.Clocksource2), spec).toBe(0);
+      expect(model.kvmFeatures & KvmFeature.NopIoDelay, spec).not.toBe(0);
+    }
     expect(parseMemorySize('1.5G')).toBe(1.5 * 2 ** 30);
   });
 
@@ -64,7 +74,9 @@ describe('tsvirt run arguments', () => {
       [[], /--kernel is required/],
       [['--kernel', 'k', '--memory', 'lots'], /--memory: 'lots' is not a size/],
       [['--kernel', 'k', '--memory', '1M'], /too small/],
-      [['--kernel', 'k', '--cpu', 'pentium9'], /unknown model 'pentium9'/],
+      [['--kernel', 'k', '--cpu', 'pentium9'], /unknown CPU model 'pentium9'/],
+      [['--kernel', 'k', '--cpu', 'qemu64,-avx512'], /'-avx512' is not one of \+kvmclock/],
+      [['--kernel', 'k', '--cpu', 'qemu64,kvmclock=maybe'], /'kvmclock=maybe' is not one of/],
       [['--kernel', 'k', '--serial', 'pty'], /--serial: 'pty'/],
       [['--kernel', 'k', '--frobnicate'], /unknown argument '--frobnicate'/],
       [['--kernel'], /--kernel needs a value/],

@@ -3,7 +3,7 @@ import { FileBackend, StdioBackend, TcpClientBackend } from '@tsvirt/devices-emu
 import type { CharacterBackend } from '@tsvirt/interfaces';
 import type { CommandOutput } from '@tsvirt/storage';
 import { PcMachine, type MachineExit } from '@tsvirt/vm';
-import { CPU_MODELS, type CpuModelName } from '@tsvirt/x86-core';
+import { parseCpuModel, type CpuModel } from '@tsvirt/x86-core';
 
 export type SerialSpec = { readonly kind: 'stdio' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
@@ -12,7 +12,8 @@ export interface RunArguments {
   readonly initrd?: string;
   readonly append: string;
   readonly memoryBytes: number;
-  readonly cpu: CpuModelName;
+  /** The model with its feature switches applied (`qemu64,-kvmclock`). */
+  readonly cpu: CpuModel;
   readonly noReboot: boolean;
   readonly serial: SerialSpec;
   readonly deterministic: boolean;
@@ -21,7 +22,7 @@ export interface RunArguments {
 /** A bad command line: the message is the whole one-line explanation. */
 export class UsageError extends Error {}
 
-export const RUN_USAGE = 'usage: tsvirt run --kernel FILE [--initrd FILE] [--append TEXT] [--memory SIZE] [--cpu MODEL] [--no-reboot] [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]';
+export const RUN_USAGE = 'usage: tsvirt run --kernel FILE [--initrd FILE] [--append TEXT] [--memory SIZE] [--cpu MODEL[,+FEATURE|,-FEATURE]...] [--no-reboot] [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]';
 
 /** QEMU's -m: a number of MiB, or a number with a k/M/G/T suffix. */
 export function parseMemorySize(text: string): number {
@@ -59,14 +60,18 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
   }
   const kernel = values.get('--kernel');
   if (kernel === undefined) throw new UsageError(`--kernel is required; ${RUN_USAGE}`);
-  const cpu = values.get('--cpu') ?? 'qemu64';
-  if (!(cpu in CPU_MODELS)) throw new UsageError(`--cpu: unknown model '${cpu}' (known: ${Object.keys(CPU_MODELS).join(', ')})`);
+  let cpu: CpuModel;
+  try {
+    cpu = parseCpuModel(values.get('--cpu') ?? 'qemu64');
+  } catch (error) {
+    throw new UsageError(`--cpu: ${(error as Error).message}`);
+  }
   return {
     kernel,
     initrd: values.get('--initrd'),
     append: values.get('--append') ?? '',
     memoryBytes: parseMemorySize(values.get('--memory') ?? '512M'),
-    cpu: cpu as CpuModelName,
+    cpu,
     noReboot: flags.has('--no-reboot'),
     serial: parseSerial(values.get('--serial') ?? 'stdio'),
     deterministic: flags.has('--deterministic'),

@@ -29,6 +29,7 @@ import { Mmu } from './memory/mmu.js';
 import { FpuState } from './fpu/fpu-state.js';
 import { SseState } from './fpu/sse-state.js';
 import { MsrFile } from './msr/msr-file.js';
+import { KvmClock } from './paravirt/kvm-clock.js';
 import { Cr0, Cr4, Efer, Flag, FLAGS_FIXED_ONE, Seg, SegAttr, Vector } from './state/registers.js';
 import { GUEST_FAULT, exceptionClass } from './system/fault.js';
 import type { DescriptorSlot } from './system/segmentation.js';
@@ -45,6 +46,8 @@ export type StopReason =
   | 'shutdown'
   /** An application processor after INIT, waiting for a start-up IPI. */
   | 'wait-for-sipi'
+  /** `requestExit` was called (by a device or a clock the guest read): the run loop has something to do. */
+  | 'exit-request'
   /** A bug in the emulator (never a guest action); `error` says what. */
   | 'internal-error';
 
@@ -85,6 +88,10 @@ export interface CpuOptions {
    * retired instructions, which keeps runs deterministic.
    */
   readonly timeStampCounter?: () => number;
+  /** How fast the time-stamp counter source counts (1 GHz by default); kvmclock converts with it. */
+  readonly timeStampFrequencyHz?: number;
+  /** Unix time in milliseconds at which the time-stamp counter source read 0: kvmclock's wall clock (0 by default). */
+  readonly timeStampEpochMs?: number;
   /** Bootstrap processor (true by default); an AP waits for a SIPI after INIT. */
   readonly bootstrap?: boolean;
   readonly events?: Observer<CpuEvent>;
@@ -137,6 +144,9 @@ export class CpuCore implements ProcessorSignals {
   readonly msrs: MsrFile;
   readonly events: Observer<CpuEvent>;
   private readonly timeStampSource: (() => number) | undefined;
+  readonly timeStampFrequencyHz: number;
+  readonly timeStampEpochMs: number;
+  readonly kvmClock: KvmClock;
   readonly bootstrap: boolean;
   /** FERR# (see CpuOptions.floatingPointError) and whether this CPU drives it high. */
   readonly floatingPointError: IrqLine | undefined;
@@ -225,6 +235,8 @@ export class CpuCore implements ProcessorSignals {
   /** Set when something may need handling between instructions (interrupts, NMI, shadows). */
   attention = true;
   protected shutdownRequested = false;
+  /** Set by `requestExit`: `run` returns at the next instruction boundary. */
+  private exitRequested = false;
   private startupVector = -1;
   private initRequested = false;
 
@@ -270,6 +282,10 @@ export class CpuCore implements ProcessorSignals {
     if (this.model === undefined) throw new Error(`unknown CPU model ${String(model)}`);
     this.events = options.events ?? ignoreEvents;
     this.timeStampSource = options.timeStampCounter;
+    this.timeStampFrequencyHz = options.timeStampFrequencyHz ?? 1e9;
+    if (!(this.timeStampFrequencyHz >= 1e6 && this.timeStampFrequencyHz <= 1e11)) throw new RangeError(`TSC frequency ${this.timeStampFrequencyHz} Hz is outside 1 MHz to 100 GHz`);
+    this.timeStampEpochMs = options.timeStampEpochMs ?? 0;
+    this.kvmClock = new KvmClock(this);
     this.bootstrap = options.bootstrap ?? true;
     this.floatingPointError = options.floatingPointError;
     this.mmu = new Mmu(this, this.memory, this.mmio);
@@ -747,8 +763,22 @@ export class CpuCore implements ProcessorSignals {
 
   /** The time-stamp counter now. */
   timeStampCounter(): number {
-    const source = this.timeStampSource === undefined ? this.instructionCount : this.timeStampSource();
-    return source + this.timeStampOffset;
+    return this.timeStampSourceNow() + this.timeStampOffset;
+  }
+
+  /** The time-stamp counter's source, before the offset a TSC write adds. */
+  timeStampSourceNow(): number {
+    return this.timeStampSource === undefined ? this.instructionCount : this.timeStampSource();
+  }
+
+  /**
+   * Makes `run` return (reason `'exit-request'`) after the current
+   * instruction: a clock read past the end of a time slice, a device with
+   * work for the event loop. QEMU's cpu_exit.
+   */
+  requestExit(): void {
+    this.exitRequested = true;
+    this.attention = true;
   }
 
   // ---- fetch ----
@@ -839,8 +869,13 @@ export class CpuCore implements ProcessorSignals {
     let running: Block = UNLINKED;
     let runningRip = 0;
     this.attention = true;
+    if (this.kvmClock.stale) this.kvmClock.publish();
     while (budget > 0) {
       if (this.attention) {
+        if (this.exitRequested) {
+          this.exitRequested = false;
+          return { reason: 'exit-request', retired: limit - budget - abandoned };
+        }
         const stop = this.serviceEvents();
         if (stop !== undefined) return { reason: stop, retired: limit - budget - abandoned };
         if (this.halted) return { reason: 'halted', retired: limit - budget - abandoned };

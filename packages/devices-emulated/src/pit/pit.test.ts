@@ -24,6 +24,15 @@ function setup(): { clock: ManualClock; irq: RecordingIrqLine; pit: Pit } {
   return { clock, irq, pit: new Pit({ clock, irq }) };
 }
 
+/** Counter 0 in mode 2 at HZ=250, as Linux's i8253 clockevent programs it; returns the count. */
+function programTick(pit: Pit): number {
+  pit.write(MODE, 1, 0x34);
+  const latch = Math.floor((1_193_182 + 125) / 250);
+  pit.write(CH0, 1, latch & 0xff);
+  pit.write(CH0, 1, latch >> 8);
+  return latch;
+}
+
 describe('Pit', () => {
   it("follows Linux pit_calibrate_tsc: counter 2, mode 0, OUT2 on port 0x61 bit 5 after 50 ms", () => {
     const { clock, pit } = setup();
@@ -61,10 +70,7 @@ describe('Pit', () => {
 
   it('raises IRQ 0 at HZ=250 in mode 2 the way the i8253 clockevent programs it', () => {
     const { clock, irq, pit } = setup();
-    pit.write(MODE, 1, 0x34);
-    const latch = Math.floor((1_193_182 + 125) / 250);
-    pit.write(CH0, 1, latch & 0xff);
-    pit.write(CH0, 1, latch >> 8);
+    const latch = programTick(pit);
     const before = irq.raised;
     const start = clock.now();
     clock.advanceTo(start + edgeTime(latch * 250));
@@ -74,6 +80,43 @@ describe('Pit', () => {
     expect(irq.level).toBe(false);
     clock.advanceTo(start + edgeTime(latch * 251));
     expect(irq.level).toBe(true);
+  });
+
+  it('in real time, a tick whose timer fires after the one-clock low pulse still raises IRQ 0 once', () => {
+    const { clock, irq, pit } = setup();
+    const latch = programTick(pit);
+    const start = clock.now();
+    const before = irq.raised;
+    // Each timer is looked at 0.3 ms late, long after the 838 ns pulse: every tick still counts.
+    for (let tick = 1; tick <= 10; tick++) clock.jumpTo(start + edgeTime(latch * tick) + 300_000);
+    expect(irq.raised - before).toBe(10);
+    expect(irq.level).toBe(true);
+  });
+
+  it('in real time, the ticks a stalled host missed become one interrupt, and the period keeps its phase (lost-tick policy: discard)', () => {
+    const { clock, irq, pit } = setup();
+    const latch = programTick(pit);
+    const start = clock.now();
+    const before = irq.raised;
+    clock.jumpTo(start + 5_000_000_000);
+    expect(irq.raised - before).toBe(1);
+    // The next tick comes at the next multiple of the period, not a period after the stall.
+    const nextTick = Math.ceil(ticksFrom(5_000_000_000) / latch) * latch;
+    clock.jumpTo(start + edgeTime(nextTick) - 1);
+    expect(irq.raised - before).toBe(1);
+    clock.jumpTo(start + edgeTime(nextTick) + 1_000);
+    expect(irq.raised - before).toBe(2);
+  });
+
+  it('a timer that fires on time never pulses the line twice', () => {
+    const { clock, irq, pit } = setup();
+    pit.write(MODE, 1, 0x34);
+    pit.write(CH0, 1, 100);
+    pit.write(CH0, 1, 0);
+    const start = clock.now();
+    const before = irq.raised;
+    clock.advanceTo(start + edgeTime(100 * 50));
+    expect(irq.raised - before).toBe(50);
   });
 
   it('mode 0 one-shot raises IRQ 0 once after the count', () => {

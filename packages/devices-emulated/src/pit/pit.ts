@@ -62,7 +62,7 @@ export class Pit implements BusDevice, Stateful<PitState> {
     this.irq = options.irq;
     this.observer = options.observer ?? ignoreEvents;
     this.channels = [new PitChannel(true), new PitChannel(true), new PitChannel(false)];
-    this.timer = this.clock.createTimer(() => this.updateIrq());
+    this.timer = this.clock.createTimer(() => this.updateIrq(true));
     this.portB = {
       read: (offset, size) => (offset === 0 && size === 1 ? this.readPortB() : size === 4 ? 0xffffffff : (1 << (8 * size)) - 1),
       write: (offset, size, value) => {
@@ -128,13 +128,27 @@ export class Pit implements BusDevice, Stateful<PitState> {
     if ((before & 3) !== (this.portBValue & 3)) this.observer({ kind: 'speaker', on: (this.portBValue & 3) === 3 });
   }
 
-  /** Counter 0's OUT onto IRQ 0, and the timer for its next edge. */
-  private updateIrq(): void {
+  /**
+   * Counter 0's OUT onto IRQ 0, and the timer for its next edge.
+   *
+   * The timer is armed for OUT's next transition, so when it fires OUT has
+   * changed at least once. Finding the level unchanged means the callback
+   * came late, after a whole pulse (mode 2's one-tick low, a mode 3 half
+   * period): a busy host, a stopped VM process. The edge is shown anyway, so
+   * the interrupt controller latches one interrupt for however many periods
+   * were missed. That is the lost-tick policy "discard", where QEMU's 8254
+   * ends up too: it replays the missed transitions, which the PIC or IOAPIC
+   * collapse into one latched edge.
+   */
+  private updateIrq(fromTimer = false): void {
     const now = this.clock.now();
     const channel = this.channels[0];
     const level = channel.output(now);
     if (level !== this.irqLevel) {
       this.irqLevel = level;
+      this.irq.setLevel(level);
+    } else if (fromTimer) {
+      this.irq.setLevel(!level);
       this.irq.setLevel(level);
     }
     const next = channel.nextTransition(now);

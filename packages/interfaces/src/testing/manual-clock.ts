@@ -51,19 +51,37 @@ export class ManualClock implements Clock {
 
   advanceTo(target: number): void {
     if (target < this.time) throw new RangeError(`time cannot go back (${target} < ${this.time})`);
-    for (;;) {
-      let next: ManualTimer | undefined;
-      for (const timer of this.timers) {
-        if (timer.deadline === undefined) continue;
-        if (timer.deadline <= target && (next === undefined || timer.deadline < next.deadline!)) next = timer;
-      }
-      if (next === undefined) break;
+    for (let next = this.takeDue(target); next !== undefined; next = this.takeDue(target)) {
       this.time = Math.max(this.time, next.deadline!);
       next.deadline = undefined;
-      this.timers.delete(next);
       next.callback();
     }
     this.time = target;
+  }
+
+  /**
+   * Moves time to `target` at once and only then fires the timers due by
+   * it, each seeing `now() === target`: what a real-time clock does after the
+   * host stalled the machine. A timer re-armed for later than `target` waits.
+   */
+  jumpTo(target: number): void {
+    if (target < this.time) throw new RangeError(`time cannot go back (${target} < ${this.time})`);
+    this.time = target;
+    for (let next = this.takeDue(target); next !== undefined; next = this.takeDue(target)) {
+      next.deadline = undefined;
+      next.callback();
+    }
+  }
+
+  /** Removes and returns the armed timer with the earliest deadline at or before `target` (first armed on ties). */
+  private takeDue(target: number): ManualTimer | undefined {
+    let next: ManualTimer | undefined;
+    for (const timer of this.timers) {
+      if (timer.deadline === undefined) continue;
+      if (timer.deadline <= target && (next === undefined || timer.deadline < next.deadline!)) next = timer;
+    }
+    if (next !== undefined) this.timers.delete(next);
+    return next;
   }
 
   /** The earliest armed deadline, if any. */

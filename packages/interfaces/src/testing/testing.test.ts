@@ -34,6 +34,20 @@ describe('ManualClock', () => {
     expect(ticks).toBe(5);
     expect(timer.deadline).toBe(60);
   });
+
+  it('jumpTo fires what is due late, at the new time, as a real-time clock after a host stall', () => {
+    const clock = new ManualClock();
+    const seen: number[] = [];
+    const timer = clock.createTimer(() => {
+      seen.push(clock.now());
+      timer.arm(clock.now() + 10);
+    });
+    timer.arm(10);
+    clock.jumpTo(55);
+    expect(seen).toEqual([55]);
+    expect(timer.deadline).toBe(65);
+    expect(() => clock.jumpTo(0)).toThrow(RangeError);
+  });
 });
 
 describe('MapBus', () => {

@@ -80,6 +80,42 @@ describe('VirtualClock', () => {
     expect(clock.now()).toBe(250);
   });
 
+  it('real time: the first clock read at or past the kick bound calls onKick, once', () => {
+    let host = 0;
+    let kicks = 0;
+    const clock = new VirtualClock({ mode: 'realtime', hostNanoseconds: () => host, onKick: () => kicks++ });
+    clock.resume();
+    clock.kickAt(1_000);
+    host = 999;
+    clock.now();
+    expect(kicks).toBe(0);
+    host = 1_000;
+    clock.now();
+    clock.now();
+    expect(kicks).toBe(1);
+    clock.kickAt(2_000);
+    clock.kickAt(Number.POSITIVE_INFINITY);
+    host = 5_000;
+    clock.now();
+    expect(kicks).toBe(1);
+  });
+
+  it('real time: runDue returns even when a timer keeps re-arming itself just ahead of the host clock', () => {
+    let host = 0;
+    const clock = new VirtualClock({ mode: 'realtime', hostNanoseconds: () => (host += 100) });
+    clock.resume();
+    let fired = 0;
+    // A guest's periodic timer of 1 ns: each callback re-arms it after the time it sees.
+    const timer = clock.createTimer(() => {
+      fired++;
+      timer.arm(clock.now() + 1);
+    });
+    timer.arm(0);
+    expect(clock.runDue()).toBe(1);
+    expect(clock.runDue()).toBe(1);
+    expect(fired).toBe(2);
+  });
+
   it('saves and restores virtual time, rejecting bad state', () => {
     const clock = new VirtualClock({ mode: 'deterministic' });
     clock.advanceTo(12_345);

@@ -33,6 +33,13 @@ export interface VirtualClockOptions {
    * instruction, not in slice-sized steps that would skew a TSC calibration.
    */
   readonly executedNanoseconds?: () => number;
+  /**
+   * Real-time mode: called by the first `now()` that finds the time at or
+   * past the bound set with `kickAt`. The run loop uses it to end a slice
+   * that has outlived its share of host time as soon as the guest looks at a
+   * clock (RDTSC, a timer or counter register), whatever it executes.
+   */
+  readonly onKick?: () => void;
 }
 
 export interface VirtualClockState {
@@ -63,19 +70,37 @@ export class VirtualClock implements Clock, Stateful<VirtualClockState> {
   private hostOffset = 0;
   private running = false;
   private readonly executedNanoseconds: (() => number) | undefined;
+  private readonly onKick: (() => void) | undefined;
+  private kickTime = Number.POSITIVE_INFINITY;
   /** Timer callbacks see their own deadline as the time, so periodic timers re-arm without drift. */
   private firing = false;
 
   constructor(options: VirtualClockOptions) {
     this.mode = options.mode;
-    this.hostNanoseconds = options.hostNanoseconds ?? (() => Number(process.hrtime.bigint()));
+    // performance.now() is monotonic with sub-microsecond resolution, allocates nothing (unlike hrtime.bigint())
+    // and exists in browsers too.
+    this.hostNanoseconds = options.hostNanoseconds ?? (() => performance.now() * 1e6);
     this.executedNanoseconds = options.executedNanoseconds;
+    this.onKick = options.onKick;
   }
 
   now(): number {
-    if (this.mode === 'realtime') return this.running ? this.hostNanoseconds() - this.hostOffset : this.time;
+    if (this.mode === 'realtime') {
+      if (!this.running) return this.time;
+      const time = this.hostNanoseconds() - this.hostOffset;
+      if (time >= this.kickTime) {
+        this.kickTime = Number.POSITIVE_INFINITY;
+        this.onKick?.();
+      }
+      return time;
+    }
     if (this.firing || this.executedNanoseconds === undefined) return this.time;
     return Math.max(this.time, this.executedNanoseconds());
+  }
+
+  /** Real-time mode: the next `now()` at or past `time` calls `onKick` (once); `Infinity` disarms it. */
+  kickAt(time: number): void {
+    this.kickTime = time;
   }
 
   createTimer(callback: () => void): Timer {
@@ -109,12 +134,18 @@ export class VirtualClock implements Clock, Stateful<VirtualClockState> {
     this.time = target;
   }
 
-  /** Fires every timer whose deadline has passed (real-time mode, or deterministic at the current time). */
+  /**
+   * Fires every timer whose deadline has passed (real-time mode, or
+   * deterministic at the current time), in deadline order. "Passed" means by
+   * the time of the call: a timer re-armed for later than that waits for the
+   * next call, so a guest's tiny timer period cannot keep this from returning.
+   */
   runDue(): number {
+    const now = this.now();
     let fired = 0;
     for (;;) {
       const next = this.heap[0];
-      if (next === undefined || next.deadline! > this.now()) return fired;
+      if (next === undefined || next.deadline! > now) return fired;
       this.fire(next);
       fired++;
     }

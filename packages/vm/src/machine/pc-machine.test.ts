@@ -1,4 +1,5 @@
 import { PipeBackend } from '@tsvirt/devices-emulated';
+import { guestAddress } from '@tsvirt/interfaces';
 import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
 import { describe, expect, it } from 'vitest';
 import { BootError } from '../errors.js';
@@ -106,6 +107,71 @@ describe.skipIf(!nasmAvailable() && !process.env.CI)('PcMachine', () => {
       return [machine.clock.now(), machine.cpu.instructionCount];
     };
     expect(await run()).toEqual(await run());
+  });
+});
+
+/** Where the spinning kernel's tick handler stores the TSC's low half at each tick. */
+const TICK_STAMPS = 0x180000;
+
+/**
+ * Linux's timer_irq_works in miniature: the PIT at 1 kHz through the 8259,
+ * then a loop that never halts, after which the tick count goes out through
+ * isa-debug-exit. The handler notes the TSC at every tick at {@link TICK_STAMPS}. The RDTSC wait spins until the TSC (1 GHz) has moved
+ * `milliseconds`; the compute wait spins until 20 ticks came, reading no clock.
+ */
+function spinningKernel(wait: { rdtsc: number } | 'compute'): string {
+  const loop =
+    wait !== 'compute'
+      ? `
+  rdtsc
+  mov ebx, eax
+.spin:
+  pause
+  rdtsc
+  sub eax, ebx
+  cmp eax, ${wait.rdtsc * 1_000_000}
+  jb .spin`
+      : `
+.spin:
+  inc ecx
+  cmp dword [ticks], 20
+  jb .spin`;
+  return tickingKernel
+    .replace(/outb 0x40, 0x9c[^\n]*\n\s*outb 0x40, 0x2e/, 'outb 0x40, 0xa9\n  outb 0x40, 0x04') // 1193 = 1 ms
+    .replace(/\.wait:\n\s*hlt\n\s*cmp dword \[ticks\], 3\n\s*jb \.wait/, loop)
+    .replace('irq0:\n  push eax', `irq0:\n  push eax\n  push edx\n  rdtsc\n  mov edx, [ticks]\n  mov [${TICK_STAMPS} + edx * 4], eax\n  pop edx`);
+}
+
+describe.skipIf(!nasmAvailable() && !process.env.CI)('PcMachine timers', () => {
+  it('real time: a guest spinning on RDTSC gets its PIT ticks, as Linux checks the IO-APIC timer at boot', async () => {
+    const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(spinningKernel({ rdtsc: 100 })), serial: new PipeBackend() });
+    const exit = await machine.run();
+    expect(exit.kind).toBe('debug-exit');
+    const ticks = ((exit as { status: number }).status - 1) >> 1;
+    // 100 in 100 ms when the host gives the VM a core; a busy host loses some (one interrupt per stretch the VM
+    // was descheduled). Linux's criterion for a working timer: more than 4 ticks in the window.
+    expect(ticks).toBeGreaterThan(4);
+    expect(ticks).toBeLessThanOrEqual(101);
+  });
+
+  it('real time: a guest spinning without reading any clock still gets its ticks', async () => {
+    const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(spinningKernel('compute')), serial: new PipeBackend() });
+    expect(await machine.run()).toEqual({ kind: 'debug-exit', status: (20 << 1) | 1 });
+  });
+
+  it('deterministic: every tick arrives at its deadline, not at the end of a slice, and a run replays exactly', async () => {
+    const run = async () => {
+      const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(spinningKernel({ rdtsc: 5 })), clockMode: 'deterministic', serial: new PipeBackend() });
+      const exit = await machine.run();
+      const stamps = Array.from({ length: 5 }, (_, tick) => machine.memory.readU32(guestAddress(TICK_STAMPS + tick * 4)));
+      return { exit, stamps, instructions: machine.cpu.instructionCount };
+    };
+    const first = await run();
+    // 5 ms of TSC at 1 kHz: the fifth tick comes just before the wait ends.
+    expect(first.exit).toEqual({ kind: 'debug-exit', status: (5 << 1) | 1 });
+    // 1193 PIT clocks apart (999,847.6 ns, as many TSC cycles), give or take an instruction or two.
+    for (let tick = 1; tick < 5; tick++) expect(Math.abs(first.stamps[tick]! - first.stamps[tick - 1]! - 999_848), `tick ${tick}`).toBeLessThan(10);
+    expect(await run()).toEqual(first);
   });
 });
 

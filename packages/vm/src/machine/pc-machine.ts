@@ -1,6 +1,6 @@
 import { type CharacterBackend, type ClockMode, type Observer, ignoreEvents } from '@tsvirt/interfaces';
 import { GuestRam } from '@tsvirt/memory';
-import { Cpu, Reg, Seg, type CpuEvent, type CpuModelName } from '@tsvirt/x86-core';
+import { Cpu, Reg, Seg, type CpuEvent, type CpuModel, type CpuModelName, type RunResult } from '@tsvirt/x86-core';
 import { VirtualClock } from '../clock/virtual-clock.js';
 import { BootError } from '../errors.js';
 import { defaultAcpiConfig } from '../firmware/acpi/tables.js';
@@ -18,7 +18,8 @@ export interface PcMachineOptions {
   readonly kernel: Uint8Array;
   readonly initrd?: Uint8Array;
   readonly commandLine?: string;
-  readonly cpuModel?: CpuModelName;
+  /** A model name, or a model with its feature switches applied (x86-core's `parseCpuModel`). */
+  readonly cpuModel?: CpuModelName | CpuModel;
   /** Real time follows the host; deterministic time advances with executed instructions, so runs replay exactly. */
   readonly clockMode?: ClockMode;
   /** COM1. */
@@ -41,8 +42,16 @@ export type MachineExit =
 
 export type MachineEvent = { readonly kind: 'exit'; readonly exit: MachineExit } | { readonly kind: 'cpu'; readonly event: CpuEvent };
 
-/** Instructions per slice: long enough to amortise the event loop, short enough for timers and I/O to stay timely. */
-const SLICE = 200_000;
+/** Real time: the host time a vCPU runs before due timers are fired and host I/O is looked at. */
+const REAL_TIME_SLICE_NS = 1_000_000;
+/** Real time: bounds of a slice's instruction budget, and the first guess of the instruction rate (per ns). */
+const MIN_BUDGET = 1_000;
+const MAX_BUDGET = 1_000_000;
+const INITIAL_INSTRUCTIONS_PER_NS = 0.02;
+/** Real time: a gap in host time this long between two slices means the host stopped the VM (see `noticeStall`). */
+const STALL_NS = 1e9;
+/** Deterministic: instructions between returns to the event loop (timers fire exactly at their deadlines regardless). */
+const DETERMINISTIC_SLICE = 200_000;
 /** Deterministic time: one nanosecond per instruction (a 1 GHz guest); the TSC counts at the same rate. */
 const NANOSECONDS_PER_INSTRUCTION = 1;
 const TSC_HZ = 1e9;
@@ -63,13 +72,22 @@ export class PcMachine {
   readonly cpu: Cpu;
   private exit: MachineExit | undefined;
   private readonly events: Observer<MachineEvent>;
+  /** Real time: the measured instruction rate (per host ns), which sizes a slice's instruction budget. */
+  private instructionsPerNanosecond = INITIAL_INSTRUCTIONS_PER_NS;
+  /** Real time: when the machine expected to run again (the end of the last slice, or of an idle sleep). */
+  private resumeBy = 0;
 
   constructor(options: PcMachineOptions) {
     const mode = options.clockMode ?? 'realtime';
     this.events = options.events ?? ignoreEvents;
     const regions = pcRamRegions(options.memoryBytes);
     this.memory = new GuestRam({ regions });
-    this.clock = new VirtualClock({ mode, executedNanoseconds: () => (this.cpu === undefined ? 0 : this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION) });
+    this.clock = new VirtualClock({
+      mode,
+      executedNanoseconds: () => (this.cpu === undefined ? 0 : this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION),
+      onKick: () => this.cpu.requestExit(),
+    });
+    const startTime = options.startTime ?? (mode === 'deterministic' ? DETERMINISTIC_EPOCH : Date.now());
     const ramBelow4G = regions.filter((region) => region.start < PcLayout.fourGiB).reduce((end, region) => Math.max(end, region.start + region.size), 0);
     this.platform = new PcPlatform({
       memory: this.memory,
@@ -77,7 +95,7 @@ export class PcMachine {
       ramBelow4G,
       ramAbove4G: options.memoryBytes > ramBelow4G ? options.memoryBytes - ramBelow4G : 0,
       serial: options.serial,
-      startTime: options.startTime ?? (mode === 'deterministic' ? DETERMINISTIC_EPOCH : Date.now()),
+      startTime,
       tscFrequencyHz: TSC_HZ,
       onReset: (source) => this.finish({ kind: 'reset', source }),
       onPowerOff: () => this.finish({ kind: 'power-off' }),
@@ -91,6 +109,9 @@ export class PcMachine {
       floatingPointError: this.platform.floatingPointError,
       model: options.cpuModel ?? 'qemu64',
       timeStampCounter: mode === 'deterministic' ? undefined : () => this.clock.now() * (TSC_HZ / 1e9),
+      timeStampFrequencyHz: TSC_HZ,
+      // Virtual time 0 is `startTime` for the RTC; kvmclock's wall clock says the same.
+      timeStampEpochMs: startTime,
       events: (event) => this.events({ kind: 'cpu', event }),
     });
     this.platform.attachProcessor(0, this.cpu);
@@ -114,20 +135,35 @@ export class PcMachine {
     }
   }
 
-  /** Runs until the guest powers off, resets, exits through isa-debug-exit, halts for good, or `stop` is called. */
+  /**
+   * Runs until the guest powers off, resets, exits through isa-debug-exit,
+   * halts for good, or `stop` is called.
+   *
+   * Real time: each slice runs the vCPU for at most ~1 ms of host time, and
+   * never past the next timer's deadline, then fires the due timers and lets
+   * host I/O in. The instruction budget comes from the measured instruction
+   * rate; a guest that reads any clock (RDTSC, a timer register) after the
+   * slice's end is stopped there, so spin loops cannot stretch a slice.
+   * Deterministic: slices end exactly at timer deadlines, counted in
+   * instructions, so interrupts arrive at the same instruction on every run.
+   */
   async run(): Promise<MachineExit> {
     const deterministic = this.clock.mode === 'deterministic';
     this.clock.resume();
+    this.resumeBy = this.clock.now();
+    let sinceYield = 0;
     try {
       while (this.exit === undefined) {
-        const result = this.cpu.run(SLICE);
-        if (deterministic) this.clock.advanceTo(this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION);
-        else this.clock.runDue();
+        const result = deterministic ? this.runDeterministicSlice() : this.runRealTimeSlice();
+        sinceYield += result.retired;
         if (result.reason === 'internal-error') this.finish({ kind: 'internal-error', error: result.error });
         else if (result.reason === 'shutdown') this.finish({ kind: 'reset', source: 'triple fault' });
         else if (result.reason === 'halted' || result.reason === 'wait-for-sipi') await this.idle(deterministic);
         // Let host I/O (console input, sockets, disk completions) run between slices.
-        if (this.exit === undefined) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.exit === undefined && (!deterministic || sinceYield >= DETERMINISTIC_SLICE)) {
+          sinceYield = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
     } finally {
       this.clock.pause();
@@ -137,13 +173,55 @@ export class PcMachine {
     return exit;
   }
 
-  /** Asks a running machine to stop at the end of its slice. */
+  private runRealTimeSlice(): RunResult {
+    const clock = this.clock;
+    clock.runDue();
+    const start = clock.now();
+    this.noticeStall(start);
+    const deadline = clock.nextDeadline() ?? Number.POSITIVE_INFINITY;
+    const end = Math.min(start + REAL_TIME_SLICE_NS, Math.max(deadline, start));
+    const budget = Math.min(MAX_BUDGET, Math.max(MIN_BUDGET, Math.ceil((end - start) * this.instructionsPerNanosecond)));
+    clock.kickAt(end);
+    const result = this.cpu.run(budget);
+    clock.kickAt(Number.POSITIVE_INFINITY);
+    const finish = clock.now();
+    // A slow instruction mix or a busy host lowers the rate, and with it the next budget.
+    if (result.retired >= MIN_BUDGET && finish > start) this.instructionsPerNanosecond = 0.75 * this.instructionsPerNanosecond + 0.25 * (result.retired / (finish - start));
+    this.resumeBy = finish;
+    clock.runDue();
+    return result;
+  }
+
+  private runDeterministicSlice(): RunResult {
+    const clock = this.clock;
+    const deadline = clock.nextDeadline();
+    const now = this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION;
+    const budget = deadline === undefined ? DETERMINISTIC_SLICE : Math.min(DETERMINISTIC_SLICE, Math.max(1, Math.ceil((deadline - now) / NANOSECONDS_PER_INSTRUCTION)));
+    const result = this.cpu.run(budget);
+    clock.advanceTo(this.cpu.instructionCount * NANOSECONDS_PER_INSTRUCTION);
+    return result;
+  }
+
+  /**
+   * Real time: the host stopped this process (SIGSTOP, a suspended laptop, a
+   * long reschedule) when virtual time is far past the moment the machine
+   * expected to run again. kvmclock then tells the guest (PVCLOCK_GUEST_STOPPED), which
+   * touches its soft-lockup, RCU-stall and clocksource watchdogs instead of
+   * reporting the gap, as QEMU tells a KVM guest after resuming it.
+   */
+  private noticeStall(now: number): void {
+    if (now - this.resumeBy >= STALL_NS) this.cpu.kvmClock.markStopped();
+  }
+
+  /** Asks a running machine to stop; it does after the instruction running now. */
   stop(): void {
     this.finish({ kind: 'stopped' });
   }
 
   private finish(exit: MachineExit): void {
     this.exit ??= exit;
+    // A power-off or reset from a device access ends the slice at that instruction.
+    this.cpu.requestExit();
   }
 
   /** The vCPU is halted: move time to the next timer (deterministic) or sleep until it (real time). */
@@ -161,6 +239,7 @@ export class PcMachine {
       return;
     }
     const waitMs = deadline === undefined ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, Math.max(0, (deadline - this.clock.now()) / 1e6));
+    this.resumeBy = this.clock.now() + waitMs * 1e6;
     await new Promise<void>((resolve) => setTimeout(resolve, waitMs));
     this.clock.runDue();
   }

@@ -74,12 +74,34 @@ function maximumAndVendor(maximum: number, vendor: string, out: Int32Array): voi
 }
 
 /**
+ * The hypervisor range as KVM presents it (Linux's Documentation/virt/kvm/x86/cpuid.rst):
+ * 0x40000000 is the highest leaf and the signature "KVMKVMKVM\0\0\0" in EBX, ECX,
+ * EDX; 0x40000001 EAX the paravirtual features, EDX the hints (none). A model
+ * without KVM features has no hypervisor leaves (QEMU's `kvm=off`): zeros.
+ */
+function kvmLeaf(model: CpuModel, leaf: number, out: Int32Array): void {
+  if (model.kvmFeatures === 0) return;
+  if (leaf === 0x40000000) {
+    out[0] = 0x40000001;
+    out[1] = word('KVMKVMKVM\0\0\0', 0);
+    out[2] = word('KVMKVMKVM\0\0\0', 4);
+    out[3] = word('KVMKVMKVM\0\0\0', 8);
+  } else if (leaf === 0x40000001) {
+    out[0] = model.kvmFeatures;
+  }
+}
+
+/**
  * CPUID leaf `leaf` (sub-leaf `subleaf`) for `model`: EAX, EBX, ECX, EDX in
  * `out[0..3]`. Leaves past the maximum return zeros.
  */
 export function cpuidLeaf(model: CpuModel, leaf: number, subleaf: number, out: Int32Array): void {
   out[0] = 0; out[1] = 0; out[2] = 0; out[3] = 0;
   const vendor = model.vendor;
+  if (leaf >= 0x40000000 && leaf < 0x80000000) {
+    kvmLeaf(model, leaf, out);
+    return;
+  }
   if (leaf < 0x80000000) {
     if (leaf > model.maxLeaf) return;
     switch (leaf) {

@@ -19,7 +19,37 @@ export interface CpuModel {
   readonly maxExtendedLeaf: number;
   /** Physical and linear address widths for leaf 0x80000008. */
   readonly physicalAddressBits: number;
+  /**
+   * KVM's paravirtual features (leaf 0x40000001 EAX, see {@link KvmFeature}).
+   * Zero hides the KVM leaves altogether, as QEMU's `kvm=off` does.
+   */
+  readonly kvmFeatures: number;
 }
+
+/** Bits of CPUID leaf 0x40000001 EAX (Linux's `KVM_FEATURE_*`) that this core implements. */
+export enum KvmFeature {
+  /** kvmclock through MSRs 0x11 (wall clock) and 0x12 (system time). */
+  Clocksource = 1 << 0,
+  /** No delay is needed after port I/O (the guest may drop its port 0x80 writes). */
+  NopIoDelay = 1 << 1,
+  /** kvmclock through MSRs 0x4b564d00 and 0x4b564d01. */
+  Clocksource2 = 1 << 3,
+  /** The pvclock structures may set PVCLOCK_TSC_STABLE_BIT: the clock never needs a global monotonicity fix-up. */
+  ClocksourceStableBit = 1 << 24,
+}
+
+/**
+ * KVM features by QEMU's `-cpu` names; QEMU's `kvmclock` covers both
+ * clocksource bits, and so does ours.
+ */
+export const KVM_FEATURE_NAMES: Readonly<Record<string, number>> = {
+  kvmclock: KvmFeature.Clocksource | KvmFeature.Clocksource2,
+  'kvm-nopiodelay': KvmFeature.NopIoDelay,
+  'kvmclock-stable-bit': KvmFeature.ClocksourceStableBit,
+};
+
+/** What QEMU with KVM offers a `qemu64` guest of these features. */
+const KVM_DEFAULT = KvmFeature.Clocksource | KvmFeature.NopIoDelay | KvmFeature.Clocksource2 | KvmFeature.ClocksourceStableBit;
 
 // Leaf 1 EDX bits this core implements: FPU(0) DE(2) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11) PGE(13) CMOV(15) PSE(3) PAT(16) PSE36(17) MTRR(12).
 // VME(1), MCE(7), MCA(14), CLFSH(19) are left out until implemented; MMX/SSE/FXSR come with the SIMD work.
@@ -51,6 +81,7 @@ export const QEMU64: CpuModel = {
   maxLeaf: 0xd,
   maxExtendedLeaf: 0x8000000a,
   physicalAddressBits: 40,
+  kvmFeatures: KVM_DEFAULT,
 };
 
 /** Everything the core implements: adds POPCNT, LZCNT, MOVBE, RDTSCP, SSSE3, SSE4.1, SSE4.2, BMI1, BMI2, ADX. */
@@ -72,3 +103,26 @@ export const TSVIRT_MAX: CpuModel = {
 
 export const CPU_MODELS: Readonly<Record<string, CpuModel>> = { qemu64: QEMU64, 'tsvirt-max': TSVIRT_MAX };
 export type CpuModelName = 'qemu64' | 'tsvirt-max';
+
+/**
+ * A CPU model from QEMU's `-cpu` syntax: a model name followed by
+ * comma-separated feature switches, `+feature` (or `feature`), `-feature`,
+ * `feature=on` or `feature=off` (the last one wins). The switchable features are the KVM
+ * paravirtual ones ({@link KVM_FEATURE_NAMES}). Throws a RangeError that names
+ * the known models or features.
+ */
+export function parseCpuModel(spec: string): CpuModel {
+  const [name = '', ...switches] = spec.split(',');
+  const base = CPU_MODELS[name];
+  if (base === undefined) throw new RangeError(`unknown CPU model '${name}' (known: ${Object.keys(CPU_MODELS).join(', ')})`);
+  let kvmFeatures = base.kvmFeatures;
+  for (const item of switches) {
+    const match = /^(?:([+-]?)([a-z0-9-]+)|([a-z0-9-]+)=(on|off))$/.exec(item);
+    const feature = match === null ? undefined : (match[2] ?? match[3])!;
+    const bits = feature === undefined ? undefined : KVM_FEATURE_NAMES[feature];
+    if (bits === undefined) throw new RangeError(`CPU feature switch '${item}' is not one of ${Object.keys(KVM_FEATURE_NAMES).map((known) => `+${known}/-${known}`).join(', ')}`);
+    const on = match![4] === undefined ? match![1] !== '-' : match![4] === 'on';
+    kvmFeatures = on ? kvmFeatures | bits : kvmFeatures & ~bits;
+  }
+  return kvmFeatures === base.kvmFeatures ? base : { ...base, kvmFeatures: kvmFeatures >>> 0 };
+}

@@ -1,4 +1,5 @@
 import type { CpuCore as Cpu } from '../cpu-core.js';
+import { isKvmClockMsr, KvmClockMsr } from '../paravirt/kvm-clock.js';
 import { Cr0, Efer, Seg } from '../state/registers.js';
 
 /** MSR numbers the core knows. */
@@ -32,7 +33,8 @@ export function isStored(index: number): boolean {
   return (
     index === Msr.SYSENTER_CS || index === Msr.SYSENTER_ESP || index === Msr.SYSENTER_EIP || index === Msr.MISC_ENABLE ||
     index === Msr.PAT || index === Msr.MTRR_DEF_TYPE || (index >= 0x200 && index <= 0x20f) || isFixedRangeMtrr(index) || index === Msr.STAR || index === Msr.LSTAR || index === Msr.CSTAR ||
-    index === Msr.FMASK || index === Msr.KERNEL_GS_BASE || index === Msr.TSC_AUX || index === Msr.FEATURE_CONTROL || index === Msr.BIOS_SIGN_ID
+    index === Msr.FMASK || index === Msr.KERNEL_GS_BASE || index === Msr.TSC_AUX || index === Msr.FEATURE_CONTROL || index === Msr.BIOS_SIGN_ID ||
+    isKvmClockMsr(index)
   );
 }
 
@@ -129,6 +131,11 @@ export class MsrFile {
         return true;
       }
       case Msr.MTRR_CAP: out[0] = 0x508; out[1] = 0; return true;
+      case KvmClockMsr.WALL_CLOCK: case KvmClockMsr.SYSTEM_TIME: case KvmClockMsr.WALL_CLOCK_NEW: case KvmClockMsr.SYSTEM_TIME_NEW:
+        if (!cpu.kvmClock.offers(index)) return false;
+        out[0] = this.lowOf(index);
+        out[1] = this.highOf(index);
+        return true;
       case Msr.EFER: out[0] = cpu.efer; out[1] = 0; return true;
       case Msr.FS_BASE: case Msr.GS_BASE: {
         const base = cpu.segmentBase[index === Msr.FS_BASE ? Seg.FS : Seg.GS]!;
@@ -156,7 +163,13 @@ export class MsrFile {
     }
     switch (index) {
       case Msr.TSC:
-        cpu.timeStampOffset = (high >>> 0) * TWO_32 + (low >>> 0) - (cpu.timeStampCounter() - cpu.timeStampOffset);
+        cpu.timeStampOffset = (high >>> 0) * TWO_32 + (low >>> 0) - cpu.timeStampSourceNow();
+        // kvmclock's tsc_timestamp is in guest TSC units: it must follow the new offset.
+        cpu.kvmClock.publish();
+        return true;
+      case KvmClockMsr.WALL_CLOCK: case KvmClockMsr.SYSTEM_TIME: case KvmClockMsr.WALL_CLOCK_NEW: case KvmClockMsr.SYSTEM_TIME_NEW:
+        if (!cpu.kvmClock.offers(index)) return false;
+        cpu.kvmClock.write(index, low, high);
         return true;
       case Msr.MTRR_CAP: return false;
       case Msr.EFER: return this.writeEfer(low, high);

@@ -248,6 +248,8 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   cpu.msrs.reset();
   cpu.msrs.apicBase = apicBase;
   for (const entry of msrs) cpu.msrs.restoreEntry(entry.index, entry.low, entry.high);
+  // Guest memory may not be restored yet: kvmclock is published when the CPU next runs.
+  cpu.kvmClock.stale = true;
   cpu.setRunState(shutdown, waitingForStartup);
   applyFpu(cpu.fpu, fpu);
   cpu.sse.xmm.set(sse.xmm);
