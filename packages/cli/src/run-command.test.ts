@@ -1,13 +1,13 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KvmFeature, QEMU64, TSVIRT_MAX } from '@tsvirt/x86-core';
 import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
-import { UsageError, parseMemorySize, parseRunArguments } from './run-command.js';
+import { KERNEL_SIZE_LIMIT, UsageError, hostMemoryBytes, parseMemorySize, parseRunArguments, readBootFile, runVm } from './run-command.js';
 
 /** A multiboot kernel that prints a line on COM1 and leaves through isa-debug-exit with value 0x20: status 65. */
 const greeter = `
@@ -43,6 +43,15 @@ async function cli(...argv: string[]) {
   const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
   return { status, stdout, stderr };
 }
+
+/** `runVm` itself, for what `runCli` cannot pass (the host's memory). */
+async function run(argv: string[], options: Parameters<typeof runVm>[2]) {
+  let stderr = '';
+  const status = await runVm(argv, { stdout: () => {}, stderr: (text) => (stderr += text) }, options);
+  return { status, stderr };
+}
+
+const GiB = 2 ** 30;
 
 describe('tsvirt run arguments', () => {
   it('parses QEMU-like options with their defaults', () => {
@@ -96,6 +105,101 @@ describe('tsvirt run arguments', () => {
   });
 });
 
+// Each of these read endlessly, waited forever or grew the process by gigabytes before: the file is now
+// looked at (stat) before it is read, so the timeouts are only a net.
+describe('tsvirt run refuses kernels and initrds that are not regular files of a sane size', () => {
+  const notKernel = path.join(dir, 'hello.txt');
+  const fifo = path.join(dir, 'kernel.fifo');
+  beforeAll(() => writeFileSync(notKernel, 'hello'));
+  afterEach(() => {
+    // Should a FIFO's reader be stuck in open(), a writer that comes and goes lets it finish.
+    if (!existsSync(fifo)) return;
+    try {
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // ENXIO: nobody is reading it.
+    }
+    rmSync(fifo);
+  });
+
+  it('refuses /dev/zero and /dev/urandom as the kernel without reading them', async () => {
+    for (const device of ['/dev/zero', '/dev/urandom']) {
+      const result = await cli('run', '--kernel', device);
+      expect(result.stderr).toBe(`tsvirt run: cannot read kernel '${device}': a character device, not a regular file\n`);
+      expect(result.status, device).toBe(2);
+    }
+  }, 10_000);
+
+  it('refuses /dev/zero as the initrd without reading it', async () => {
+    const result = await cli('run', '--kernel', notKernel, '--initrd', '/dev/zero');
+    expect(result.stderr).toBe("tsvirt run: cannot read initrd '/dev/zero': a character device, not a regular file\n");
+    expect(result.status).toBe(2);
+  }, 10_000);
+
+  it('refuses a FIFO as the kernel instead of waiting for a writer', async () => {
+    execFileSync('mkfifo', [fifo]);
+    const result = await cli('run', '--kernel', fifo);
+    expect(result.stderr).toBe(`tsvirt run: cannot read kernel '${fifo}': a FIFO, not a regular file\n`);
+    expect(result.status).toBe(2);
+  }, 10_000);
+
+  it('refuses a directory as the kernel', async () => {
+    const result = await cli('run', '--kernel', dir);
+    expect(result.stderr).toBe(`tsvirt run: cannot read kernel '${dir}': a directory, not a regular file\n`);
+    expect(result.status).toBe(2);
+  }, 10_000);
+
+  it('refuses a kernel larger than 256 MiB before reading it', async () => {
+    // Sparse: it takes no disk space, and being refused on its size it is never read.
+    const huge = path.join(dir, 'huge-kernel');
+    writeFileSync(huge, '');
+    truncateSync(huge, 256 * 2 ** 20 + 1);
+    const result = await cli('run', '--kernel', huge);
+    expect(result.stderr).toBe(`tsvirt run: cannot read kernel '${huge}': it is larger than 256 MiB, the most a kernel may be\n`);
+    expect(result.status).toBe(2);
+    expect(KERNEL_SIZE_LIMIT).toBe(256 * 2 ** 20);
+  }, 10_000);
+
+  it.skipIf(!existsSync('/proc/self/maps'))('stops reading at the limit a file that turns out longer than its size said', async () => {
+    // procfs files say they are empty and then produce text: the same as a file that grows while it is read.
+    expect(statSync('/proc/self/maps').size).toBe(0);
+    await expect(readBootFile('/proc/self/maps', 'kernel', 1024)).rejects.toThrow(new UsageError("cannot read kernel '/proc/self/maps': it is larger than 1 KiB, the most a kernel may be"));
+    const maps = new TextDecoder().decode(await readBootFile('/proc/self/maps', 'kernel', 64 * 2 ** 20));
+    expect(maps.length).toBeGreaterThan(1024);
+    expect(maps).toMatch(/\n$/);
+  }, 10_000);
+
+  it.skipIf(!existsSync('/proc/kallsyms'))('reads a long file of unknown size in growing steps, and refuses it past the limit', async () => {
+    // Megabytes that say they are empty: the buffer grows past its first 64 KiB several times.
+    const symbols = await readBootFile('/proc/kallsyms', 'initrd', 64 * 2 ** 20);
+    expect(symbols.length).toBeGreaterThan(2 ** 18);
+    expect(symbols[symbols.length - 1]).toBe(0x0a);
+    await expect(readBootFile('/proc/kallsyms', 'initrd', 200 * 2 ** 10)).rejects.toThrow(new UsageError("cannot read initrd '/proc/kallsyms': it is larger than 200 KiB, the most an initrd may be"));
+  }, 10_000);
+});
+
+describe('tsvirt run checks the guest memory against the host', () => {
+  const notKernel = path.join(dir, 'hello-memory.txt');
+  beforeAll(() => writeFileSync(notKernel, 'hello'));
+
+  it('refuses more guest memory than the host has RAM and swap, as QEMU does', async () => {
+    const result = await run(['--kernel', notKernel, '--memory', '64G'], { hostMemoryBytes: 16 * GiB });
+    expect(result.stderr).toBe("tsvirt: cannot set up guest memory 'pc.ram': Cannot allocate memory (64 GiB asked for; the host has 16 GiB of RAM and swap)\n");
+    expect(result.status).toBe(1);
+  }, 10_000);
+
+  it('accepts a guest as large as the host, whatever the host is using now (guest RAM is allocated lazily)', async () => {
+    // Past the memory check, the machine is built and finds the file is no kernel.
+    await expect(run(['--kernel', notKernel, '--memory', '512M'], { hostMemoryBytes: 512 * 2 ** 20 })).rejects.toThrow(/not a multiboot kernel/);
+  }, 10_000);
+
+  it('counts the host memory as RAM plus swap from /proc/meminfo, not what is free', () => {
+    expect(hostMemoryBytes('MemTotal:       24683748 kB\nSwapTotal:       2097152 kB\nSwapFree:        0 kB\n')).toBe(totalmem() + 2 * GiB);
+    expect(hostMemoryBytes('')).toBe(totalmem());
+    expect(hostMemoryBytes()).toBeGreaterThanOrEqual(totalmem());
+  });
+});
+
 describe.skipIf(!nasmAvailable() && !process.env.CI)('tsvirt run with a kernel', () => {
   const kernel = path.join(dir, 'greeter.bin');
   beforeAll(() => writeFileSync(kernel, assemble(greeter)));
@@ -105,6 +209,23 @@ describe.skipIf(!nasmAvailable() && !process.env.CI)('tsvirt run with a kernel',
     const result = await cli('run', '--kernel', kernel, '--serial', `file:${console}`, '--deterministic', '--memory', '64M');
     expect(result.status).toBe((0x20 << 1) | 1);
     expect(readFileSync(console, 'utf8')).toBe('tsvirt run works\n');
+  });
+
+  it('refuses a --serial file it cannot open, before the guest runs', async () => {
+    for (const [target, reason] of [
+      [path.join(dir, 'no', 'such', 'dir', 'x'), 'no such file or directory'],
+      [dir, 'is a directory'],
+    ] as const) {
+      const result = await cli('run', '--kernel', kernel, '--serial', `file:${target}`, '--deterministic', '--memory', '64M');
+      expect(result.stderr).toBe(`tsvirt run: --serial file:${target}: could not open serial device '${target}': ${reason}\n`);
+      expect(result.status, target).toBe(2);
+    }
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('refuses --serial file:/dev/full, which fails every write, before the guest runs', async () => {
+    const result = await cli('run', '--kernel', kernel, '--serial', 'file:/dev/full', '--deterministic', '--memory', '64M');
+    expect(result.stderr).toBe("tsvirt run: --serial file:/dev/full: serial device '/dev/full' refuses writes: no space left on device\n");
+    expect(result.status).toBe(2);
   });
 
   it('runs from the built command with the console on the terminal', () => {

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { constants, readFileSync, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { FileBackend, StdioBackend, TcpClientBackend } from '@tsvirt/devices-emulated';
 import type { CharacterBackend } from '@tsvirt/interfaces';
 import type { CommandOutput } from '@tsvirt/storage';
@@ -78,12 +80,141 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
   };
 }
 
-async function readInput(path: string, what: string): Promise<Uint8Array> {
+/** Options of `runVm` that are about the host rather than the command line; tests set them. */
+export interface RunOptions {
+  /** RAM plus swap: the most guest memory the host could ever back (default: `hostMemoryBytes()`). */
+  readonly hostMemoryBytes?: number;
+}
+
+/**
+ * Kernels and initrds are read whole into memory, so they must be regular
+ * files of a size a boot file can have. A Linux bzImage is about 10 MiB and a
+ * multiboot test kernel far less; initramfs images are tens of MiB (Debian's,
+ * Ubuntu's with firmware about 100 MiB), and Linux places the initrd below
+ * 2 GiB anyway.
+ */
+export const KERNEL_SIZE_LIMIT = 256 * 2 ** 20;
+export const INITRD_SIZE_LIMIT = 2 ** 30;
+/** The first read of a file whose size says nothing (procfs): grown by doubling up to the limit. */
+const FIRST_READ_BYTES = 64 * 2 ** 10;
+
+/** 256 MiB, 1 GiB, 1 KiB: sizes as the errors print them. */
+function formatSize(bytes: number): string {
+  for (const [unit, scale] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= scale) return `${Number((bytes / scale).toFixed(1))} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
+/** strerror's text for the errors a file named on the command line usually meets, lower case to read in a sentence. */
+const SYSTEM_ERROR_TEXT: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  ENXIO: 'no such device or address',
+  ELOOP: 'too many levels of symbolic links',
+};
+
+function describeSystemError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const text = code === undefined ? undefined : SYSTEM_ERROR_TEXT[code];
+  if (text !== undefined) return text;
+  // Node's message is "CODE: description, syscall 'path'"; the description alone reads as a reason.
+  const message = error instanceof Error ? error.message : String(error);
+  return /^[A-Z0-9]+: ([^,]+)/.exec(message)?.[1] ?? message;
+}
+
+function fileKind(info: Stats): string {
+  if (info.isDirectory()) return 'a directory';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'an unknown kind of file';
+}
+
+/**
+ * Reads a kernel or an initrd, refusing what could never be one before
+ * reading a byte: anything but a regular file (a FIFO would block, /dev/zero
+ * never ends) and a file over `limitBytes`. The read itself stops past
+ * `limitBytes` too, for a file that grows while it is read or whose size says
+ * nothing (procfs).
+ */
+export async function readBootFile(path: string, what: 'kernel' | 'initrd', limitBytes: number): Promise<Uint8Array> {
+  const refuse = (reason: string) => new UsageError(`cannot read ${what} '${path}': ${reason}`);
+  const tooLarge = () => refuse(`it is larger than ${formatSize(limitBytes)}, the most ${what === 'kernel' ? 'a kernel' : 'an initrd'} may be`);
+  const check = (info: Stats) => {
+    if (!info.isFile()) throw refuse(`${fileKind(info)}, not a regular file`);
+    if (info.size > limitBytes) throw tooLarge();
+  };
+  let handle: FileHandle;
   try {
-    return new Uint8Array(await readFile(path));
+    // stat first: opening a FIFO waits for a writer, and opening some devices does something.
+    check(await stat(path));
+    // O_NONBLOCK: should the path have become a FIFO since, open returns at once and fstat refuses it.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : ((error as Error).message ?? String(error));
-    throw new UsageError(`cannot read ${what} '${path}': ${reason}`);
+    if (error instanceof UsageError) throw error;
+    throw refuse((error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeSystemError(error));
+  }
+  try {
+    const info = await handle.stat();
+    check(info);
+    // One byte more than the file says, or than the limit, to notice a file that is longer than that.
+    let buffer = new Uint8Array(info.size > 0 ? info.size + 1 : Math.min(FIRST_READ_BYTES, limitBytes + 1));
+    let length = 0;
+    for (;;) {
+      if (length === buffer.length) {
+        if (length > limitBytes) throw tooLarge();
+        const grown = new Uint8Array(Math.min(limitBytes + 1, buffer.length * 2));
+        grown.set(buffer);
+        buffer = grown;
+      }
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > limitBytes) throw tooLarge();
+    return buffer.subarray(0, length);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw refuse(describeSystemError(error));
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The most guest memory this host could ever back: its RAM plus its swap
+ * (`SwapTotal` of Linux's /proc/meminfo; none where it cannot be read). Not
+ * what is free now: guest RAM is allocated a frame at a time as the guest
+ * writes it, as QEMU's is.
+ */
+export function hostMemoryBytes(meminfo: string = readMeminfo()): number {
+  const swap = /^SwapTotal:\s+(\d+) kB$/m.exec(meminfo);
+  return totalmem() + (swap === null ? 0 : Number(swap[1]) * 1024);
+}
+
+function readMeminfo(): string {
+  try {
+    return readFileSync('/proc/meminfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Opens the serial file before the guest runs, so a path that cannot take the console is refused rather than the console lost. */
+async function openSerialFile(path: string): Promise<FileBackend> {
+  try {
+    return await FileBackend.open(path);
+  } catch (error) {
+    const reason = describeSystemError(error);
+    if ((error as NodeJS.ErrnoException).syscall === 'write') throw new UsageError(`--serial file:${path}: serial device '${path}' refuses writes: ${reason}`);
+    throw new UsageError(`--serial file:${path}: could not open serial device '${path}': ${reason}`);
   }
 }
 
@@ -92,12 +223,20 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
  * console on the terminal (Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A), a
  * file or a TCP connection. The exit status is 0 when the guest powers off
  * (or resets, with --no-reboot), and isa-debug-exit's status when a test
- * kernel uses it.
+ * kernel uses it. Before the guest runs, the memory size is checked against
+ * the host (status 1), and the kernel, the initrd and a serial file against
+ * what they must be (`readBootFile`, `FileBackend.open`; a UsageError).
  */
-export async function runVm(argv: readonly string[], output: CommandOutput): Promise<number> {
+export async function runVm(argv: readonly string[], output: CommandOutput, options: RunOptions = {}): Promise<number> {
   const args = parseRunArguments(argv);
-  const kernel = await readInput(args.kernel, 'kernel');
-  const initrd = args.initrd === undefined ? undefined : await readInput(args.initrd, 'initrd');
+  const hostBytes = options.hostMemoryBytes ?? hostMemoryBytes();
+  if (args.memoryBytes > hostBytes) {
+    // QEMU's words when it cannot map the RAM; here it is refused before anything is read or allocated.
+    output.stderr(`tsvirt: cannot set up guest memory 'pc.ram': Cannot allocate memory (${formatSize(args.memoryBytes)} asked for; the host has ${formatSize(hostBytes)} of RAM and swap)\n`);
+    return 1;
+  }
+  const kernel = await readBootFile(args.kernel, 'kernel', KERNEL_SIZE_LIMIT);
+  const initrd = args.initrd === undefined ? undefined : await readBootFile(args.initrd, 'initrd', INITRD_SIZE_LIMIT);
   let machine: PcMachine | undefined;
   let escape = false;
   let serial: CharacterBackend & { close?: () => unknown };
@@ -117,7 +256,7 @@ export async function runVm(argv: readonly string[], output: CommandOutput): Pro
       },
     });
   } else if (args.serial.kind === 'file') {
-    serial = new FileBackend(args.serial.path);
+    serial = await openSerialFile(args.serial.path);
   } else {
     const client = new TcpClientBackend({ host: args.serial.host, port: args.serial.port });
     await client.open();

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,40 @@ describe('character backends', () => {
     await until(() => file.failure !== undefined);
     file.write(Uint8Array.of(2));
     await file.close();
+  });
+
+  it('FileBackend.open creates the file before any output and appends to it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsvirt-uart-'));
+    try {
+      const path = join(dir, 'serial.log');
+      const file = await FileBackend.open(path);
+      expect(readFileSync(path, 'utf8')).toBe('');
+      file.write(new TextEncoder().encode('boot ok\n'));
+      await file.close();
+      const again = await FileBackend.open(path);
+      again.write(new TextEncoder().encode('again\n'));
+      await again.close();
+      expect(readFileSync(path, 'utf8')).toBe('boot ok\nagain\n');
+      expect(again.failure).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('FileBackend.open rejects a path it cannot open for writing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsvirt-uart-'));
+    try {
+      await expect(FileBackend.open(join(dir, 'no', 'such', 'serial.log'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+      await expect(FileBackend.open(dir)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'open' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('FileBackend.open rejects a device that refuses every write (/dev/full)', async () => {
+    await expect(FileBackend.open('/dev/full')).rejects.toMatchObject({ code: 'ENOSPC', syscall: 'write' });
+    // A device that takes writes passes the same probe.
+    await (await FileBackend.open('/dev/null')).close();
   });
 
   it('TcpServerBackend serves one peer over loopback with backpressure', async () => {
