@@ -59,14 +59,56 @@ export class MigrationOptionsError extends TsvirtError {
   }
 }
 
-/** A live migration that hit its timeout with the `abort` action; the source keeps running. */
+/** The phases of a migration, as a timeout names them. */
+export type MigrationPhase =
+  /** Connecting, the header and the destination's accept, opening the multifd channels. */
+  | 'setup'
+  /** Pre-copy passes over RAM while the guest runs. */
+  | 'precopy'
+  /** Stop-and-copy: the last pages, the device state, the end marker and the destination's confirmation. */
+  | 'switchover'
+  /** The destination runs and fetches the pages still missing. */
+  | 'postcopy'
+  /** A new connection after a post-copy connection was lost. */
+  | 'postcopy-recovery';
+
+/** Which limit ran out. */
+export type MigrationTimeoutKind =
+  /** The `timeout` option (libvirt's `--timeout`) with the `abort` action. */
+  | 'migration'
+  /** `deadlines.setupMs` (or `connectMigration`'s `timeoutMs`): setup took too long. */
+  | 'setup'
+  /** `deadlines.stallMs`: the peer stopped reading or stopped sending. */
+  | 'stall'
+  /** `deadlines.recoveryMs`: post-copy recovery took too long. */
+  | 'recovery';
+
+/**
+ * A migration ended by one of its time limits. Before the destination may
+ * have run, the source keeps running (it is resumed if it had been paused for
+ * the switch-over).
+ */
 export class MigrationTimeoutError extends TsvirtError {
-  constructor(message: string) {
-    super('MIGRATION_TIMEOUT', message);
+  readonly phase: MigrationPhase;
+  readonly kind: MigrationTimeoutKind;
+
+  constructor(phase: MigrationPhase, kind: MigrationTimeoutKind, message: string) {
+    super('MIGRATION_TIMEOUT', `migration timed out in ${phase}: ${message}`);
+    this.phase = phase;
+    this.kind = kind;
   }
 }
 
-/** True for failures of the connection itself (as opposed to a bad stream), after which post-copy can recover on a new one. */
+/**
+ * True for failures of the connection itself (as opposed to a bad stream),
+ * after which post-copy can recover on a new one. A connection on which
+ * nothing moves any more (a stall timeout) counts as lost.
+ */
 export function isConnectionLoss(error: unknown): boolean {
-  return error instanceof MigrationPeerError || (error instanceof MigrationStreamError && error.reason === 'truncated') || !(error instanceof TsvirtError);
+  return (
+    error instanceof MigrationPeerError ||
+    (error instanceof MigrationStreamError && error.reason === 'truncated') ||
+    (error instanceof MigrationTimeoutError && error.kind === 'stall') ||
+    !(error instanceof TsvirtError)
+  );
 }

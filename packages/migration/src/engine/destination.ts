@@ -1,14 +1,24 @@
-import { PAGE_SIZE, StateError, StateReader, TsvirtError, ignoreEvents, type Observer } from '@tsvirt/interfaces';
+import { PAGE_SIZE, StateError, StateReader, TsvirtError, ignoreEvents, type Observer, type Timer } from '@tsvirt/interfaces';
 import { countBits } from '@tsvirt/memory';
-import { MigrationCancelledError, MigrationIncompatibleError, MigrationOptionsError, MigrationPeerError, MigrationStreamError, isConnectionLoss } from '../errors.js';
+import {
+  MigrationCancelledError,
+  MigrationIncompatibleError,
+  MigrationOptionsError,
+  MigrationPeerError,
+  MigrationStreamError,
+  MigrationTimeoutError,
+  isConnectionLoss,
+  type MigrationPhase,
+} from '../errors.js';
 import { DEFAULT_FRAME_LIMITS, FrameType, STREAM_VERSION, frameTypeName, type FrameLimits } from '../stream/format.js';
 import type { Frame } from '../stream/frame-reader.js';
 import { FrameReader } from '../stream/frame-reader.js';
 import { FrameWriter } from '../stream/frame-writer.js';
 import { applyRamPages, type AppliedPages } from '../stream/ram-pages.js';
-import type { MigrationChannel } from '../transport/channel.js';
+import { hostTiming, openChannel, type MigrationChannel, type MigrationTiming } from '../transport/channel.js';
 import { checkCompatibility, readMachineDescriptor, supportsPostcopy, type MachineDescriptor, type MigratableVm, type PostcopyVm } from '../vm.js';
 import { decodeBitmap, encodeBitmap } from './bitmap-codec.js';
+import { ActivityWatchdog, WatchedChannel, closeWhenLate, inMs, resolveDeadlines, timerOn, type MigrationDeadlines, type ResolvedDeadlines } from './deadlines.js';
 import { deferred } from './deferred.js';
 
 export interface IncomingOptions {
@@ -22,6 +32,14 @@ export interface IncomingOptions {
   readonly reconnect?: () => Promise<MigrationChannel>;
   /** Multifd: where the source's extra page channels arrive (e.g. `() => listener.accept()`). */
   readonly multifd?: { readonly accept: () => Promise<MigrationChannel> };
+  /**
+   * How long to wait on the source: setup (30 s), a stall — no byte from the
+   * source on any of its connections (30 s) —, post-copy recovery (60 s);
+   * `false` turns one off.
+   */
+  readonly deadlines?: MigrationDeadlines;
+  /** Time source and timers for the deadlines (default: host time). Simulations pass a manual clock's. */
+  readonly timing?: MigrationTiming;
 }
 
 export type IncomingEvent =
@@ -51,12 +69,14 @@ export interface IncomingResult {
  * loaded (or, in post-copy, once the source hands over, fetching the pages
  * still missing on demand). On any failure it throws a typed error
  * (MigrationStreamError, MigrationIncompatibleError, MigrationCancelledError,
- * MigrationPeerError), tells the source when it can, and leaves a machine
- * that had not started paused.
+ * MigrationPeerError, MigrationTimeoutError), tells the source when it can,
+ * and leaves a machine that had not started paused. A source that goes
+ * silent or stops reading is given up on after `deadlines` (the connection
+ * is then closed).
  */
 export async function receiveMigration(vm: MigratableVm, channel: MigrationChannel, options: IncomingOptions = {}): Promise<IncomingResult> {
   if (vm.running) throw new MigrationOptionsError('the destination machine must be paused while it receives a migration');
-  return new IncomingMigration(vm, channel, options).run();
+  return new IncomingMigration(vm, channel, options, resolveDeadlines(options.deadlines)).run();
 }
 
 class IncomingMigration {
@@ -76,23 +96,40 @@ class IncomingMigration {
   private pageRequests = 0;
   private recoveries = 0;
   private bytesBefore = 0;
-  private lanes: Array<{ channel: MigrationChannel; reader: FrameReader; done: Promise<void> }> = [];
+  private lanes: Array<{ channel: WatchedChannel; reader: FrameReader; done: Promise<void> }> = [];
   /** Rejects when a multifd channel fails, so the main loop stops waiting. */
   private readonly laneFailure = deferred<never>();
+  /** The main connection, cut off when a deadline passes. */
+  private channel: WatchedChannel;
+  private readonly timing: MigrationTiming;
+  /** Where the migration is, for the timeouts' errors. */
+  private phase: MigrationPhase = 'setup';
+  /** Rejects when a deadline ends the migration, for the waits that are not on a connection (accept, reconnect). */
+  private readonly abandoned = deferred<never>();
+  /** No byte from the source for `stallMs`, on any of its connections. */
+  private readonly watchdog: ActivityWatchdog;
+  private readonly setupTimer: Timer;
 
   constructor(
     private readonly vm: MigratableVm,
-    private channel: MigrationChannel,
+    channel: MigrationChannel,
     private readonly options: IncomingOptions,
+    private readonly deadlines: ResolvedDeadlines,
   ) {
+    this.timing = options.timing ?? hostTiming();
+    this.watchdog = new ActivityWatchdog(this.timing, deadlines.stallNs, () => this.onStall());
+    this.setupTimer = timerOn(this.timing, () => this.abandon(new MigrationTimeoutError('setup', 'setup', `setup did not finish within ${inMs(deadlines.setupNs!)} ms`)));
+    this.channel = this.watched(channel);
     this.limits = options.limits ?? DEFAULT_FRAME_LIMITS;
-    this.reader = new FrameReader(channel, this.limits);
-    this.writer = new FrameWriter(channel);
+    this.reader = new FrameReader(this.channel, this.limits);
+    this.writer = new FrameWriter(this.channel);
     this.observer = options.observer ?? ignoreEvents;
     this.pageCount = Math.floor(vm.memory.size / PAGE_SIZE);
   }
 
   async run(): Promise<IncomingResult> {
+    if (this.deadlines.setupNs !== undefined) this.setupTimer.arm(this.timing.now() + this.deadlines.setupNs);
+    this.watchdog.start();
     try {
       if (this.channel.duplex) await this.writer.writePreamble();
       await this.reader.readPreamble();
@@ -103,15 +140,20 @@ class IncomingMigration {
       if (mismatches.length > 0) throw new MigrationIncompatibleError(mismatches);
       if (this.channel.duplex) await this.writer.writeFrame(FrameType.Accept);
       if (header.multifd > 0) await this.openLanes(header.multifd);
+      this.setupTimer.cancel();
+      this.phase = 'precopy';
       await this.receiveFrames();
       if (this.missing === undefined) {
         this.restoreDevices();
+        // Confirm before running: a source that cannot be told (it stopped reading) resumes its own copy, so this one must not run.
+        if (this.channel.duplex) await this.writer.writeFrame(FrameType.Complete);
         if (this.options.autoStart ?? true) this.vm.resume();
       } else {
         (this.vm as PostcopyVm).endPostcopy();
         this.missing = undefined;
+        // The machine is whole and already runs here; the source stays paused whether or not it hears this.
+        if (this.channel.duplex) await this.writer.writeFrame(FrameType.Complete).catch(() => {});
       }
-      if (this.channel.duplex) await this.writer.writeFrame(FrameType.Complete);
       return {
         descriptor: header.descriptor,
         mode: header.mode,
@@ -131,8 +173,34 @@ class IncomingMigration {
       }
       throw error instanceof TsvirtError ? error : new MigrationPeerError('the migration connection failed', { cause: error });
     } finally {
+      this.watchdog.stop();
+      this.setupTimer.cancel();
       for (const lane of this.lanes) lane.channel.destroy();
     }
+  }
+
+  /** Wraps a connection of this migration: what arrives on it is the source's sign of life. */
+  private watched(channel: MigrationChannel): WatchedChannel {
+    return new WatchedChannel(channel, () => this.watchdog.touch());
+  }
+
+  /** Nothing arrived for `stallMs`: in post-copy with a way to reconnect the connection counts as lost, otherwise the migration is over. */
+  private onStall(): void {
+    const error = new MigrationTimeoutError(this.phase, 'stall', `no data from the source for ${inMs(this.deadlines.stallNs!)} ms`);
+    if (this.phase === 'postcopy' && this.options.reconnect !== undefined) this.channel.expire(error);
+    else this.abandon(error);
+  }
+
+  /** A deadline passed: every wait fails with `error` and every connection is closed. */
+  private abandon(error: MigrationTimeoutError): void {
+    if (!this.abandoned.settled) this.abandoned.reject(error);
+    this.channel.expire(error);
+    for (const lane of this.lanes) lane.channel.expire(error);
+  }
+
+  /** Awaits `work`, which is not an operation on a connection, unless a deadline ends the migration first. */
+  private unlessAbandoned<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([work, this.abandoned.promise]);
   }
 
   /** Multifd: accepts the page channels, checks each belongs to this migration, and reads them alongside the main one. */
@@ -140,7 +208,14 @@ class IncomingMigration {
     if (this.options.multifd === undefined) throw new MigrationIncompatibleError([`the source sends over ${count} multifd channels; this destination accepts none`]);
     const seen = new Set<number>();
     for (let opened = 0; opened < count; opened++) {
-      const channel = await this.options.multifd.accept();
+      const accepting = openChannel(() => this.options.multifd!.accept());
+      let channel: WatchedChannel;
+      try {
+        channel = this.watched(await this.unlessAbandoned(accepting));
+      } catch (error) {
+        closeWhenLate(accepting);
+        throw error;
+      }
       const reader = new FrameReader(channel, this.limits);
       this.lanes.push({ channel, reader, done: Promise.resolve() });
       await reader.readPreamble();
@@ -200,6 +275,7 @@ class IncomingMigration {
         if (this.sawDeviceState) throw new MigrationStreamError('protocol', 'a second device state');
         this.deviceState = parseJson(frame);
         this.sawDeviceState = true;
+        this.phase = 'switchover';
       } else if (frame.type === FrameType.PostcopyStart) {
         if (this.lanes.length > 0) throw new MigrationStreamError('protocol', 'post-copy over multifd');
         await this.startPostcopy(frame);
@@ -209,7 +285,7 @@ class IncomingMigration {
           throw new MigrationStreamError('protocol', `end marker with ${countBits(this.missing)} page(s) never sent`);
         }
         // Every page channel must have delivered all its pages before the counts can add up.
-        await Promise.race([Promise.all(this.lanes.map((lane) => lane.done)), this.laneFailure.promise]);
+        await Promise.race([Promise.all(this.lanes.map((lane) => lane.done)), this.laneFailure.promise, this.abandoned.promise]);
         if (this.recoveries === 0) checkEnd(parseJson(frame), this.pages);
         break;
       } else if (frame.type === FrameType.Cancel) {
@@ -232,6 +308,7 @@ class IncomingMigration {
     this.restoreDevices();
     this.missing = missing;
     this.postcopyStarted = true;
+    this.phase = 'postcopy';
     this.vm.beginPostcopy({
       isMissing: (page) => this.missing !== undefined && page >= 0 && page < this.pageCount && (this.missing[page >>> 5]! & (1 << (page & 31))) !== 0,
       fault: (page) => this.requestPage(page),
@@ -258,12 +335,33 @@ class IncomingMigration {
     this.writer.writeFrame(FrameType.PageRequest, payload).catch(() => {});
   }
 
-  /** Post-copy recovery: a new connection, the source proves it is the same migration, we say what is still missing. */
+  /** Post-copy recovery, within `deadlines.recoveryMs`: a new connection, the source proves it is the same migration, we say what is still missing. */
   private async recover(error: Error): Promise<void> {
     this.observer({ type: 'postcopy-paused', error });
+    this.phase = 'postcopy-recovery';
     this.channel.destroy();
     this.bytesBefore += this.reader.bytesRead;
-    this.channel = await this.options.reconnect!();
+    const limit = this.deadlines.recoveryNs;
+    const timer = timerOn(this.timing, () => this.abandon(new MigrationTimeoutError('postcopy-recovery', 'recovery', `no recovery within ${inMs(limit!)} ms`)));
+    if (limit !== undefined) timer.arm(this.timing.now() + limit);
+    // Waiting for the source to come back is the recovery deadline's business, not a stall.
+    this.watchdog.stop();
+    try {
+      await this.resumeOn(openChannel(() => this.options.reconnect!()));
+    } finally {
+      timer.cancel();
+    }
+    this.phase = 'postcopy';
+  }
+
+  private async resumeOn(connecting: Promise<MigrationChannel>): Promise<void> {
+    try {
+      this.channel = this.watched(await this.unlessAbandoned(connecting));
+    } catch (error) {
+      closeWhenLate(connecting);
+      throw error;
+    }
+    this.watchdog.start();
     this.reader = new FrameReader(this.channel, this.limits);
     this.writer = new FrameWriter(this.channel);
     await this.writer.writePreamble();
@@ -296,7 +394,7 @@ class IncomingMigration {
   }
 
   private async nextFrame(): Promise<Frame> {
-    const frame = await Promise.race([this.reader.next(), this.laneFailure.promise]);
+    const frame = await Promise.race([this.reader.next(), this.laneFailure.promise, this.abandoned.promise]);
     if (frame === null) throw new MigrationStreamError('truncated', 'the stream ended before its end marker');
     return frame;
   }

@@ -20,4 +20,12 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ batchBytes: 100 })).toThrow(/batchBytes/);
     expect(() => resolveOptions({ timeout: { afterMs: -1, action: 'suspend' } })).toThrow(MigrationOptionsError);
   });
+
+  it('bounds every wait on the peer by default; each deadline can be set or turned off', () => {
+    expect(resolveOptions({}).deadlines).toEqual({ setupNs: 30e9, stallNs: 30e9, recoveryNs: 60e9 });
+    expect(resolveOptions({ deadlines: { setupMs: 5, stallMs: false } }).deadlines).toEqual({ setupNs: 5e6, stallNs: undefined, recoveryNs: 60e9 });
+    expect(() => resolveOptions({ deadlines: { stallMs: 0 } })).toThrow(MigrationOptionsError);
+    expect(() => resolveOptions({ deadlines: { recoveryMs: Number.NaN } })).toThrow(/recoveryMs/);
+    expect(() => resolveOptions({ timeout: { afterMs: 5, action: 'pause' as 'abort' } })).toThrow(MigrationOptionsError);
+  });
 });

@@ -1,6 +1,7 @@
 import { ignoreEvents, type Observer } from '@tsvirt/interfaces';
 import { MigrationOptionsError } from '../errors.js';
 import { hostTiming, type MigrationChannel, type MigrationTiming } from '../transport/channel.js';
+import { resolveDeadlines, type MigrationDeadlines, type ResolvedDeadlines } from './deadlines.js';
 import type { MigrationEvent } from './stats.js';
 
 export interface AutoConvergeOptions {
@@ -26,11 +27,19 @@ export interface MigrationOptions {
   /** Send re-dirtied pages as deltas (cache size in bytes, QEMU default 64 MiB). Off by default. */
   readonly xbzrle?: boolean | { readonly cacheSize?: number };
   /**
-   * After `afterMs` of live migration: `suspend` pauses the guest and
-   * finishes offline (libvirt `--timeout --timeout-suspend`); `abort` gives
-   * up and leaves the source running.
+   * `afterMs` after a live migration started (setup included): `suspend`
+   * pauses the guest and finishes offline (libvirt `--timeout
+   * --timeout-suspend`); `abort` gives up with a `MigrationTimeoutError` and
+   * leaves the source running (libvirt `--timeout`, abort). It fires in any
+   * phase up to the end marker; post-copy is past it.
    */
   readonly timeout?: { readonly afterMs: number; readonly action: 'suspend' | 'abort' };
+  /**
+   * How long to wait on the destination: setup (30 s), a stall (30 s: a
+   * write it does not drain, an answer it does not send), post-copy recovery
+   * (60 s); `false` turns one off.
+   */
+  readonly deadlines?: MigrationDeadlines;
   /**
    * Post-copy: after `afterPasses` pre-copy passes (default 1, the bulk pass)
    * without converging, hand the machine over and let the destination fetch
@@ -56,6 +65,7 @@ export interface ResolvedOptions {
   readonly autoConverge: Required<AutoConvergeOptions> | undefined;
   readonly xbzrleCacheSize: number | undefined;
   readonly timeout: { readonly afterNs: number; readonly action: 'suspend' | 'abort' } | undefined;
+  readonly deadlines: ResolvedDeadlines;
   readonly batchBytes: number;
   readonly multifd: { readonly channels: number; readonly connect: () => Promise<MigrationChannel> } | undefined;
   readonly postcopy: { readonly afterPasses: number; readonly reconnect: (() => Promise<MigrationChannel>) | undefined } | undefined;
@@ -91,6 +101,10 @@ export function resolveOptions(options: MigrationOptions): ResolvedOptions {
     throw new MigrationOptionsError(`multifd.channels must be an integer in [1, 16], got ${multifd.channels}`);
   }
   if (multifd !== undefined && options.postcopy !== undefined) throw new MigrationOptionsError('multifd and post-copy cannot be combined');
+  const timeout = options.timeout;
+  if (timeout !== undefined && timeout.action !== 'suspend' && timeout.action !== 'abort') {
+    throw new MigrationOptionsError(`timeout.action must be 'suspend' or 'abort', got ${String(timeout.action)}`);
+  }
   return {
     multifd,
     timing: options.timing ?? hostTiming(),
@@ -98,7 +112,8 @@ export function resolveOptions(options: MigrationOptions): ResolvedOptions {
     maxBandwidth: options.maxBandwidth === undefined ? Infinity : positive(options.maxBandwidth, 'maxBandwidth'),
     autoConverge,
     xbzrleCacheSize: xbzrle === undefined || xbzrle === false ? undefined : positive((xbzrle === true ? undefined : xbzrle.cacheSize) ?? 64 * MIB, 'xbzrle.cacheSize'),
-    timeout: options.timeout === undefined ? undefined : { afterNs: positive(options.timeout.afterMs, 'timeout.afterMs') * 1e6, action: options.timeout.action },
+    timeout: timeout === undefined ? undefined : { afterNs: positive(timeout.afterMs, 'timeout.afterMs') * 1e6, action: timeout.action },
+    deadlines: resolveDeadlines(options.deadlines),
     batchBytes,
     postcopy:
       options.postcopy === undefined

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PAGE_SIZE, TsvirtError } from '@tsvirt/interfaces';
+import { PAGE_SIZE, TsvirtError, type Timer } from '@tsvirt/interfaces';
 import {
   MigrationCancelledError,
   MigrationIncompatibleError,
@@ -8,14 +8,16 @@ import {
   MigrationStreamError,
   MigrationTimeoutError,
   isConnectionLoss,
+  type MigrationPhase,
 } from '../errors.js';
 import { FRAME_OVERHEAD, FrameType, PAGE_RECORD_HEADER, STREAM_VERSION } from '../stream/format.js';
 import { FrameReader } from '../stream/frame-reader.js';
 import { FrameWriter } from '../stream/frame-writer.js';
 import { XbzrleCache } from '../stream/xbzrle-cache.js';
-import type { MigrationChannel } from '../transport/channel.js';
+import { connectionFailure, openChannel, type MigrationChannel } from '../transport/channel.js';
 import type { MigratableVm } from '../vm.js';
 import { decodeBitmap, encodeBitmap } from './bitmap-codec.js';
+import { WaitLimit, closeWhenLate, inMs, timerOn } from './deadlines.js';
 import { deferred } from './deferred.js';
 import { resolveOptions, type MigrationOptions, type ResolvedOptions } from './options.js';
 import { PageSender } from './page-sender.js';
@@ -29,7 +31,7 @@ export interface OutgoingMigration {
   /** The typed error of a failed or cancelled migration. */
   readonly error: Error | undefined;
   stats(): MigrationStats;
-  /** Gives up: the source keeps (or resumes) running, unchanged. Ignored once the end marker is sent. */
+  /** Gives up: the source keeps (or resumes) running, unchanged. Ignored once the end marker is sent (or post-copy started). */
   cancel(): void;
 }
 
@@ -74,7 +76,16 @@ class SourceMigration implements OutgoingMigration {
   private readonly pageCount: number;
   /** Multifd channels, each with its own writer and page batches. */
   private lanes: Array<{ channel: MigrationChannel; writer: FrameWriter; sender: PageSender }> = [];
-  private readonly cancelled = deferred<never>();
+  /** Rejects when the migration is given up before the end marker: cancel, or a timeout. */
+  private readonly stopped = deferred<never>();
+  private stopReason: Error | undefined;
+  /** Where the migration is, for the timeouts' errors. */
+  private phase: MigrationPhase = 'setup';
+  /** Bounds each wait on the destination (`deadlines.stallMs`). */
+  private readonly waits: WaitLimit;
+  /** `timeout` (libvirt's), then `deadlines.setupMs`. */
+  private readonly migrationTimer: Timer;
+  private readonly setupTimer: Timer;
   private peerFailure: Error | undefined;
   private readonly startTime: number;
   private setupTime = 0;
@@ -94,7 +105,6 @@ class SourceMigration implements OutgoingMigration {
   private dirtyPagesRate = 0;
   private bandwidth = 0;
   private expectedDowntimeMs = 0;
-  private liveStart = 0;
   private lastSyncTime = 0;
   private lastSyncBytes = 0;
   private dirtyRateHighCount = 0;
@@ -115,6 +125,12 @@ class SourceMigration implements OutgoingMigration {
     this.cache = options.xbzrleCacheSize === undefined || offline ? undefined : new XbzrleCache(options.xbzrleCacheSize);
     this.sender = new PageSender(vm.memory, this.writer, options.batchBytes, this.cache);
     this.totalRamBytes = countPages(allRamPages(vm.memory)) * PAGE_SIZE;
+    this.waits = new WaitLimit(options.timing, options.deadlines.stallNs);
+    this.migrationTimer = timerOn(options.timing, () => this.onMigrationTimeout());
+    this.setupTimer = timerOn(options.timing, () => {
+      const limit = options.deadlines.setupNs!;
+      this.stop(new MigrationTimeoutError('setup', 'setup', `setup did not finish within ${inMs(limit)} ms`));
+    });
     this.done = this.run();
   }
 
@@ -124,9 +140,15 @@ class SourceMigration implements OutgoingMigration {
   }
 
   cancel(): void {
-    if (this.endSent || this.postcopyActive || this.cancelled.settled || this.status === 'completed' || this.status === 'failed') return;
-    this.setStatus('cancelling');
-    this.cancelled.reject(new MigrationCancelledError());
+    if (this.stop(new MigrationCancelledError())) this.setStatus('cancelling');
+  }
+
+  /** Gives up with `reason` unless it is too late for that (end marker sent, post-copy, finished); true if it did. */
+  private stop(reason: Error): boolean {
+    if (this.endSent || this.postcopyActive || this.stopped.settled || this.status === 'completed' || this.status === 'failed' || this.status === 'cancelled') return false;
+    this.stopReason = reason;
+    this.stopped.reject(reason);
+    return true;
   }
 
   stats(): MigrationStats {
@@ -164,6 +186,9 @@ class SourceMigration implements OutgoingMigration {
     this.originalThrottle = this.vm.cpuThrottlePercentage;
     // Let the caller hold the handle (and cancel) before the first event.
     await Promise.resolve();
+    const { timeout, deadlines } = this.options;
+    if (timeout !== undefined && !this.offline) this.migrationTimer.arm(this.startTime + timeout.afterNs);
+    if (deadlines.setupNs !== undefined) this.setupTimer.arm(this.startTime + deadlines.setupNs);
     try {
       if (this.channel.duplex) void this.readAnswers(this.channel, this.generation);
       await this.setup();
@@ -173,8 +198,13 @@ class SourceMigration implements OutgoingMigration {
     } catch (error) {
       this.error = error instanceof Error ? error : new Error(String(error));
       this.rollback();
+      // A peer that let a deadline pass is not trusted to close the connection: close it, so nothing waits on it.
+      if (error instanceof MigrationTimeoutError) this.channel.destroy();
       this.setStatus(error instanceof MigrationCancelledError ? 'cancelled' : 'failed');
     }
+    this.migrationTimer.cancel();
+    this.setupTimer.cancel();
+    this.waits.dispose();
     // The engine opened the multifd channels; it closes them.
     for (const lane of this.lanes) lane.channel.destroy();
     return this.stats();
@@ -183,7 +213,7 @@ class SourceMigration implements OutgoingMigration {
   private async setup(): Promise<void> {
     this.setStatus('setup');
     this.deviceStateEstimate = new TextEncoder().encode(JSON.stringify(this.vm.saveDevices())).length;
-    await this.guard(this.writer.writePreamble());
+    await this.guard(this.writer.writePreamble(), 'the destination to take the header');
     await this.guard(
       this.writer.writeJson(FrameType.Header, {
         version: STREAM_VERSION,
@@ -193,9 +223,11 @@ class SourceMigration implements OutgoingMigration {
         multifd: this.options.multifd?.channels ?? 0,
         descriptor: this.vm.describe(),
       }),
+      'the destination to take the header',
     );
-    if (this.channel.duplex) await this.guard(this.accepted.promise);
+    if (this.channel.duplex) await this.guard(this.accepted.promise, 'the destination to accept the migration');
     if (this.options.multifd !== undefined) await this.openLanes(this.options.multifd);
+    this.setupTimer.cancel();
     this.setupTime = this.options.timing.now() - this.startTime;
   }
 
@@ -203,7 +235,7 @@ class SourceMigration implements OutgoingMigration {
     this.setStatus('active');
     this.vm.memory.startDirtyLog();
     this.dirtyLogStarted = true;
-    this.liveStart = this.lastSyncTime = this.options.timing.now();
+    this.lastSyncTime = this.options.timing.now();
     this.lastSyncBytes = this.transferred;
     let pages = allRamPages(this.vm.memory);
     let bulk = true;
@@ -274,25 +306,39 @@ class SourceMigration implements OutgoingMigration {
   }
 
   private async flush(only?: PageSender): Promise<void> {
-    if (only !== undefined) await this.guard(only.flush());
-    else for (const sender of this.senders()) await this.guard(sender.flush());
-    this.checkCancelled();
+    const waitingFor = 'the destination to take more of the stream';
+    if (only !== undefined) await this.guard(only.flush(), waitingFor);
+    else for (const sender of this.senders()) await this.guard(sender.flush(), waitingFor);
+    this.checkStopped();
     if (this.peerFailure !== undefined) throw this.peerFailure;
     const timing = this.options.timing;
     if (this.options.maxBandwidth !== Infinity) {
       const owedNs = ((this.transferred - this.windowBytes) * 1e9) / this.options.maxBandwidth - (timing.now() - this.windowStart);
-      if (owedNs > 0) await this.guard(timing.sleep(owedNs));
+      // Our own pause, not a wait on the peer: no stall limit.
+      if (owedNs > 0) await this.interruptible(timing.sleep(owedNs));
     }
     if (!this.offline && this.pauseTime === undefined && !this.postcopyActive) this.checkTimeout();
     this.options.observer({ type: 'progress', stats: this.stats() });
   }
 
-  /** The timeout policy: pause and finish offline, or give up. */
+  /** Polls the timeout policy too, for a timing whose timers do not follow its clock. */
   private checkTimeout(): void {
     const timeout = this.options.timeout;
-    if (timeout === undefined || this.options.timing.now() - this.liveStart < timeout.afterNs) return;
-    if (timeout.action === 'abort') throw new MigrationTimeoutError(`migration did not converge within ${timeout.afterNs / 1e6} ms`);
-    this.pauseGuest();
+    if (timeout === undefined || this.options.timing.now() - this.startTime < timeout.afterNs) return;
+    this.onMigrationTimeout();
+    this.checkStopped();
+  }
+
+  /** The timeout policy (libvirt's): give up, or pause the guest and finish offline. */
+  private onMigrationTimeout(): void {
+    const timeout = this.options.timeout;
+    if (timeout === undefined || this.offline || this.endSent || this.postcopyActive || this.status === 'completed' || this.status === 'failed') return;
+    if (timeout.action === 'abort') {
+      this.stop(new MigrationTimeoutError(this.phase, 'migration', `the migration did not finish within ${inMs(timeout.afterNs)} ms`));
+    } else {
+      // The pass under way ends the live phase: the rest goes out with the guest paused.
+      this.pauseGuest();
+    }
   }
 
   private pauseGuest(): void {
@@ -317,15 +363,16 @@ class SourceMigration implements OutgoingMigration {
     await this.sendPass(pages, this.offline);
     for (const lane of this.lanes) {
       const { normal, duplicate, xbzrle } = lane.sender.counters;
-      await this.guard(lane.writer.writeJson(FrameType.ChannelEnd, { normal, zero: duplicate, xbzrle }));
+      await this.guard(lane.writer.writeJson(FrameType.ChannelEnd, { normal, zero: duplicate, xbzrle }), 'the destination to take a multifd end marker');
     }
     const deviceState = new TextEncoder().encode(JSON.stringify(this.vm.saveDevices()));
-    await this.guard(this.writer.writeFrame(FrameType.DeviceState, deviceState));
+    await this.guard(this.writer.writeFrame(FrameType.DeviceState, deviceState), 'the destination to take the device state');
     const counters = this.counters();
-    await this.guard(this.writer.writeJson(FrameType.End, { normal: counters.normal, zero: counters.duplicate, xbzrle: counters.xbzrle }));
+    await this.guard(this.writer.writeJson(FrameType.End, { normal: counters.normal, zero: counters.duplicate, xbzrle: counters.xbzrle }), 'the destination to take the end marker');
     this.endSent = true;
-    if (this.channel.duplex) await this.completed.promise;
-    else await this.channel.end();
+    // Past the end marker nothing cancels, but the paused guest must not wait forever for the answer.
+    if (this.channel.duplex) await this.watch(this.completed.promise, 'the destination to confirm the switch-over');
+    else await this.watch(this.channel.end().catch((error: unknown) => Promise.reject(connectionFailure(error))), 'the end of the stream to be written');
     this.downtime = this.options.timing.now() - this.pauseTime!;
     this.remainingPages = 0;
     this.expectedDowntimeMs = 0;
@@ -337,11 +384,18 @@ class SourceMigration implements OutgoingMigration {
   private async openLanes(multifd: { readonly channels: number; readonly connect: () => Promise<MigrationChannel> }): Promise<void> {
     if (!this.channel.duplex) throw new MigrationOptionsError('multifd needs a two-way main channel');
     for (let index = 0; index < multifd.channels; index++) {
-      const channel = await this.guard(multifd.connect());
+      const connecting = openChannel(() => multifd.connect());
+      let channel: MigrationChannel;
+      try {
+        channel = await this.guard(connecting, `multifd channel ${index} to connect`);
+      } catch (error) {
+        closeWhenLate(connecting);
+        throw error;
+      }
       const writer = new FrameWriter(channel);
       this.lanes.push({ channel, writer, sender: new PageSender(this.vm.memory, writer, this.options.batchBytes, this.cache) });
-      await this.guard(writer.writePreamble());
-      await this.guard(writer.writeJson(FrameType.ChannelHello, { id: this.id, index }));
+      await this.guard(writer.writePreamble(), `the destination to take multifd channel ${index}`);
+      await this.guard(writer.writeJson(FrameType.ChannelHello, { id: this.id, index }), `the destination to take multifd channel ${index}`);
     }
   }
 
@@ -383,13 +437,23 @@ class SourceMigration implements OutgoingMigration {
     }
   }
 
-  private checkCancelled(): void {
-    if (this.cancelled.settled && !this.endSent) throw new MigrationCancelledError();
+  private checkStopped(): void {
+    if (this.stopReason !== undefined && !this.endSent) throw this.stopReason;
   }
 
-  /** Awaits `work`, giving up at once on cancel. */
-  private guard<T>(work: Promise<T>): Promise<T> {
-    return Promise.race([work, this.cancelled.promise]);
+  /** Awaits `work`, giving up at once on cancel or a timeout. */
+  private interruptible<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([work, this.stopped.promise]);
+  }
+
+  /** Awaits `work` on the destination's account: given up on cancel or a timeout, and bounded by the stall limit. */
+  private guard<T>(work: Promise<T>, waitingFor: string): Promise<T> {
+    return this.watch(work, waitingFor, this.stopped.promise);
+  }
+
+  /** Awaits `work`, bounded by the stall limit (alone where cancel no longer applies). */
+  private watch<T>(work: Promise<T>, waitingFor: string, interrupt?: Promise<never>): Promise<T> {
+    return this.waits.watch(work, () => new MigrationTimeoutError(this.phase, 'stall', `waited ${inMs(this.options.deadlines.stallNs!)} ms for ${waitingFor}`), interrupt);
   }
 
   /** The destination's answers on a duplex channel; a newer connection (`generation`) supersedes this one. */
@@ -467,20 +531,20 @@ class SourceMigration implements OutgoingMigration {
     this.vm.memory.stopDirtyLog();
     this.dirtyLogStarted = false;
     const deviceState = new TextEncoder().encode(JSON.stringify(this.vm.saveDevices()));
-    await this.guard(this.writer.writeFrame(FrameType.DeviceState, deviceState));
+    await this.guard(this.writer.writeFrame(FrameType.DeviceState, deviceState), 'the destination to take the device state');
     this.postcopyActive = true;
-    await this.writer.writeFrame(FrameType.PostcopyStart, encodeBitmap(pages));
     this.setStatus('postcopy-active');
-    await this.postcopyRunning.promise;
+    await this.watch(this.writer.writeFrame(FrameType.PostcopyStart, encodeBitmap(pages)), 'the destination to take the post-copy start');
+    await this.watch(this.postcopyRunning.promise, 'the destination to confirm it runs');
     this.downtime = this.options.timing.now() - this.pauseTime!;
     let toSend = pages;
     for (;;) {
       try {
         await this.streamPostcopyPages(toSend);
         const counters = this.sender.counters;
-        await this.writer.writeJson(FrameType.End, { normal: counters.normal, zero: counters.duplicate, xbzrle: counters.xbzrle });
+        await this.watch(this.writer.writeJson(FrameType.End, { normal: counters.normal, zero: counters.duplicate, xbzrle: counters.xbzrle }), 'the destination to take the end marker');
         this.endSent = true;
-        await this.completed.promise;
+        await this.watch(this.completed.promise, 'the destination to confirm it has every page');
         this.remainingPages = 0;
         return;
       } catch (error) {
@@ -519,10 +583,29 @@ class SourceMigration implements OutgoingMigration {
     await this.flush();
   }
 
-  /** Post-copy recovery: a new connection, proof of identity, and the destination's list of what it still lacks. */
+  /** Post-copy recovery, within `deadlines.recoveryMs`: a new connection, proof of identity, and the destination's list of what it still lacks. */
   private async reconnect(reconnect: () => Promise<MigrationChannel>): Promise<Uint32Array> {
     this.channel.destroy();
-    const channel = await reconnect();
+    const limit = this.options.deadlines.recoveryNs;
+    const expired = deferred<never>();
+    const timer = timerOn(this.options.timing, () => expired.reject(new MigrationTimeoutError('postcopy-recovery', 'recovery', `no recovery within ${inMs(limit!)} ms`)));
+    if (limit !== undefined) timer.arm(this.options.timing.now() + limit);
+    try {
+      const connecting = openChannel(() => reconnect());
+      let channel: MigrationChannel;
+      try {
+        channel = await Promise.race([connecting, expired.promise]);
+      } catch (error) {
+        closeWhenLate(connecting);
+        throw error;
+      }
+      return await Promise.race([this.resumeOn(channel), expired.promise]);
+    } finally {
+      timer.cancel();
+    }
+  }
+
+  private async resumeOn(channel: MigrationChannel): Promise<Uint32Array> {
     this.generation++;
     this.bytesBefore += this.writer.bytesWritten;
     this.channel = channel;
@@ -534,10 +617,10 @@ class SourceMigration implements OutgoingMigration {
     this.completed = deferred();
     this.missingArrived = deferred();
     void this.readAnswers(channel, this.generation);
-    await this.writer.writePreamble();
-    await this.writer.writeJson(FrameType.Resume, { id: this.id });
+    await this.watch(this.writer.writePreamble(), 'the destination to take the resume request');
+    await this.watch(this.writer.writeJson(FrameType.Resume, { id: this.id }), 'the destination to take the resume request');
     // Only RAM pages are ever sent, whatever the destination claims to lack.
-    const missing = await this.missingArrived.promise;
+    const missing = await this.watch(this.missingArrived.promise, "the destination's list of missing pages");
     const ram = allRamPages(this.vm.memory);
     for (let word = 0; word < missing.length; word++) missing[word]! &= ram[word]!;
     return missing;
@@ -546,9 +629,19 @@ class SourceMigration implements OutgoingMigration {
   private setStatus(status: MigrationStatus): void {
     if (this.status === status) return;
     this.status = status;
+    this.phase = PHASES[status] ?? this.phase;
     this.options.observer({ type: 'status', status });
   }
 }
+
+/** The phase each status is part of (the final ones keep the last phase). */
+const PHASES: Readonly<Partial<Record<MigrationStatus, MigrationPhase>>> = {
+  setup: 'setup',
+  active: 'precopy',
+  device: 'switchover',
+  'postcopy-active': 'postcopy',
+  'postcopy-paused': 'postcopy-recovery',
+};
 
 function nextSetBit(bitmap: Uint32Array, from: number): number {
   for (let word = from >>> 5; word < bitmap.length; word++) {

@@ -1,5 +1,5 @@
 import { MigrationStreamError } from '../errors.js';
-import type { MigrationChannel } from '../transport/channel.js';
+import { connectionFailure, type MigrationChannel } from '../transport/channel.js';
 import { crc32c } from './crc32c.js';
 import { DEFAULT_FRAME_LIMITS, FRAME_HEADER_SIZE, PREAMBLE_SIZE, STREAM_MAGIC, STREAM_VERSION, frameLimit, frameTypeName, type FrameLimits } from './format.js';
 
@@ -78,7 +78,12 @@ export class FrameReader {
   private async fill(count: number): Promise<boolean> {
     while (this.available < count) {
       if (this.ended) return false;
-      const chunk = await this.channel.read();
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.channel.read();
+      } catch (error) {
+        throw connectionFailure(error);
+      }
       if (chunk === null) {
         this.ended = true;
         return false;

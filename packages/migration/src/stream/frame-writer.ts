@@ -1,4 +1,4 @@
-import type { MigrationChannel } from '../transport/channel.js';
+import { connectionFailure, type MigrationChannel } from '../transport/channel.js';
 import { crc32c } from './crc32c.js';
 import { FRAME_HEADER_SIZE, FRAME_OVERHEAD, PREAMBLE_SIZE, STREAM_MAGIC, STREAM_VERSION, type FrameType } from './format.js';
 
@@ -47,6 +47,10 @@ export class FrameWriter {
 
   private async send(bytes: Uint8Array): Promise<void> {
     this.bytesWritten += bytes.length;
-    await this.channel.write(bytes);
+    try {
+      await this.channel.write(bytes);
+    } catch (error) {
+      throw connectionFailure(error);
+    }
   }
 }

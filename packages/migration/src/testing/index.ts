@@ -3,3 +3,4 @@ export { nextRandom, workloadTarget, type DirtyPattern, type DirtyWorkload } fro
 export { runSimulatedMigration, simulatedTiming, type SimulatedMigrationOptions, type SimulatedMigrationResult } from './simulation.js';
 export { RecordingChannel, replayChannel } from './recording-channel.js';
 export { HostClock } from './host-clock.js';
+export { settleOnClock, type Settlement, type SettleOnClockOptions } from './settle-on-clock.js';

@@ -8,11 +8,16 @@ import type { MigrationChannel, MigrationTiming } from '../transport/channel.js'
 import { createChannelPair, type AdvancingClock } from '../transport/memory-channel.js';
 import type { MigratableVm } from '../vm.js';
 
-/** Timing on a manual clock: sleeping advances it (which fires the guests' timers). */
-export function simulatedTiming(clock: AdvancingClock): MigrationTiming {
+/**
+ * Timing on a manual clock: sleeping advances it (which fires the guests'
+ * timers), and the engine's timeouts are timers on it (when it has
+ * `createTimer`, as a `ManualClock` does), so they fire in simulated time.
+ */
+export function simulatedTiming(clock: AdvancingClock & { createTimer?: Clock['createTimer'] }): MigrationTiming {
   return {
     now: () => clock.now(),
     sleep: async (nanoseconds) => clock.advance(Math.max(0, Math.ceil(nanoseconds))),
+    ...(clock.createTimer === undefined ? {} : { createTimer: (callback: () => void) => clock.createTimer!(callback) }),
   };
 }
 
@@ -76,6 +81,7 @@ export async function runSimulatedMigration(options: SimulatedMigrationOptions):
     : startMigration(options.source, sourceEnd, migrationOptions);
   options.onStart?.(migration);
   const incoming = receiveMigration(options.destination, destinationEnd, {
+    timing: simulatedTiming(options.clock),
     reconnect: reconnect(1),
     multifd: { accept: async () => lanes[accepted++]![1] },
     ...options.incoming,

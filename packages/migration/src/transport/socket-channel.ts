@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { MigrationPeerError } from '../errors.js';
+import { MigrationOptionsError, MigrationPeerError, MigrationTimeoutError } from '../errors.js';
 import type { MigrationChannel } from './channel.js';
 
 /** Where to listen or connect: TCP (`host`, `port`) or a Unix socket (`path`). */
@@ -95,13 +95,44 @@ export function socketChannel(socket: net.Socket): MigrationChannel {
   return new SocketChannel(socket);
 }
 
+export interface ConnectOptions {
+  /**
+   * Gives up with a `MigrationTimeoutError` (phase `setup`) when the
+   * connection is not established within this many milliseconds (default
+   * 30 000, where the system would retry for about two minutes); `false`
+   * leaves it to the system.
+   */
+  readonly timeoutMs?: number | false;
+}
+
+/** The default of {@link ConnectOptions.timeoutMs}, the same as the setup deadline's. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
 /** Connects to a destination listening with {@link listenForMigration}. */
-export function connectMigration(address: SocketAddress): Promise<MigrationChannel> {
+export function connectMigration(address: SocketAddress, options: ConnectOptions = {}): Promise<MigrationChannel> {
+  const timeoutMs = options.timeoutMs ?? CONNECT_TIMEOUT_MS;
+  if (timeoutMs !== false && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    return Promise.reject(new MigrationOptionsError(`timeoutMs must be a positive number of milliseconds or false, got ${String(timeoutMs)}`));
+  }
   return new Promise((resolve, reject) => {
     const socket = 'path' in address ? net.connect({ path: address.path }) : net.connect({ host: address.host, port: address.port });
-    const onError = (error: Error): void => reject(new MigrationPeerError(`cannot connect to the migration destination: ${error.message}`, { cause: error }));
+    const timer =
+      timeoutMs === false
+        ? undefined
+        : setTimeout(() => {
+            socket.off('error', onError);
+            // A late error from the abandoned attempt has nobody to tell.
+            socket.on('error', () => {});
+            socket.destroy();
+            reject(new MigrationTimeoutError('setup', 'setup', `cannot connect to the migration destination within ${timeoutMs} ms`));
+          }, timeoutMs);
+    const onError = (error: Error): void => {
+      clearTimeout(timer);
+      reject(new MigrationPeerError(`cannot connect to the migration destination: ${error.message}`, { cause: error }));
+    };
     socket.once('error', onError);
     socket.once('connect', () => {
+      clearTimeout(timer);
       socket.off('error', onError);
       resolve(socketChannel(socket));
     });
