@@ -1,8 +1,13 @@
 import { connect, type Socket } from 'node:net';
 import { BlockError, type BlockBackend, type BlockStatusCapable, type BlockStatusExtent, type DiscardCapable } from '@tsvirt/interfaces';
 import { checkRange } from '../block-range.js';
+import { NbdProtocolError, NbdTimeoutError } from './errors.js';
 import * as nbd from './protocol.js';
+import { ReadCoverage } from './read-coverage.js';
+import { serverText } from './server-text.js';
 import { SocketReader } from './socket-reader.js';
+
+export { NbdProtocolError, type NbdProtocolProblem, NbdTimeoutError } from './errors.js';
 
 /** Where an NBD export lives: `nbd://host:port/name` or `nbd+unix:///name?socket=/path`. */
 export interface NbdAddress {
@@ -11,6 +16,22 @@ export interface NbdAddress {
   path?: string;
   exportName: string;
 }
+
+/** How long the client waits for the server; `'never'` waits as long as it takes (qemu-img's behaviour). */
+export interface NbdConnectOptions {
+  /** Connecting and the whole handshake, in milliseconds (default 30 000). */
+  connectTimeoutMs?: number | 'never';
+  /**
+   * How long the server may stay silent while a reply is due, in milliseconds
+   * (default 60 000). A server still sending is never cut off, however long a
+   * request takes; one that sends nothing for this long loses the connection,
+   * and every request waiting on it fails with `NbdTimeoutError`.
+   */
+  replyTimeoutMs?: number | 'never';
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+export const DEFAULT_REPLY_TIMEOUT_MS = 60_000;
 
 /** Parses qemu's NBD URI forms. */
 export function parseNbdUri(uri: string): NbdAddress {
@@ -28,9 +49,13 @@ export function parseNbdUri(uri: string): NbdAddress {
 interface Pending {
   resolve: () => void;
   reject: (error: Error) => void;
-  /** Where read data goes, and which request offset it starts at. */
-  into?: Uint8Array;
+  /** The request's offset and length: every chunk of the reply is checked against them. */
   offset: number;
+  length: number;
+  /** Where read data goes. */
+  into?: Uint8Array;
+  /** The parts of a structured read answered so far. */
+  covered?: ReadCoverage;
   extents?: BlockStatusExtent[];
   error?: Error;
 }
@@ -38,16 +63,46 @@ interface Pending {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+const ERROR_NAMES = new Map([
+  [nbd.EPERM, 'EPERM'],
+  [nbd.EIO, 'EIO'],
+  [nbd.ENOMEM, 'ENOMEM'],
+  [nbd.EINVAL, 'EINVAL'],
+  [nbd.ENOSPC, 'ENOSPC'],
+  [nbd.EOVERFLOW, 'EOVERFLOW'],
+  [nbd.ENOTSUP, 'ENOTSUP'],
+  [nbd.ESHUTDOWN, 'ESHUTDOWN'],
+]);
+
+function errorName(error: number): string {
+  return ERROR_NAMES.get(error) ?? String(error);
+}
+
+function timeoutOption(value: number | 'never' | undefined, fallback: number, name: string): number | undefined {
+  if (value === 'never') return undefined;
+  const ms = value ?? fallback;
+  // Node clamps timers above 2^31 - 1 ms to 1 ms: a longer wait must be asked for as 'never'.
+  if (!Number.isFinite(ms) || ms <= 0 || ms > 2 ** 31 - 1) throw new RangeError(`${name} must be a positive number of milliseconds up to 2^31 - 1, or 'never'; got ${String(value)}`);
+  return ms;
+}
+
 /**
  * A disk on an NBD server: fixed newstyle with NBD_OPT_GO, structured
  * replies and base:allocation when the server offers them; requests are
  * pipelined and matched to replies by handle.
+ *
+ * The server is not trusted: every reply is checked against its request
+ * before a byte of it is used (`NbdProtocolError` otherwise), its strings are
+ * cut short and stripped of control characters, and a silent server is given
+ * up on (`NbdTimeoutError`).
  */
 export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapable {
   private readonly pending = new Map<bigint, Pending>();
   private nextHandle = 1n;
   private closed = false;
-  private broken: Error | undefined;
+  private broken: BlockError | undefined;
+  /** Runs while a reply is due, restarted by every byte the server sends. */
+  private watchdog: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -57,7 +112,11 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
     private readonly structured: boolean,
     private readonly allocationContext: number | undefined,
     readonly maxPayload: number,
+    /** The export's description, if the server gave one (cut short, control characters removed). */
+    readonly description: string | undefined,
+    private readonly replyTimeoutMs: number | undefined,
   ) {
+    socket.on('data', () => this.watchdog?.refresh());
     void this.receive();
   }
 
@@ -65,27 +124,39 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
     return (this.flags & nbd.TRANSMIT_READ_ONLY) !== 0;
   }
 
-  static async connect(address: NbdAddress): Promise<NbdClient> {
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const socket = address.path !== undefined ? connect(address.path) : connect(address.port ?? 10809, address.host ?? 'localhost');
-      socket.once('connect', () => resolve(socket));
-      socket.once('error', reject);
-    });
-    socket.setNoDelay(true);
-    const reader = new SocketReader(socket);
+  static async connect(address: NbdAddress, options: NbdConnectOptions = {}): Promise<NbdClient> {
+    const connectTimeoutMs = timeoutOption(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
+    const replyTimeoutMs = timeoutOption(options.replyTimeoutMs, DEFAULT_REPLY_TIMEOUT_MS, 'replyTimeoutMs');
+    const socket = address.path !== undefined ? connect(address.path) : connect(address.port ?? 10809, address.host ?? 'localhost');
+    // Destroying the socket with the timeout error fails whatever the handshake waits for, with that error.
+    const deadline = connectTimeoutMs === undefined ? undefined : setTimeout(() => socket.destroy(new NbdTimeoutError('connect', connectTimeoutMs)), connectTimeoutMs);
     try {
-      return await NbdClient.handshake(socket, reader, address.exportName);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', () => resolve());
+        socket.once('error', reject);
+      });
+      socket.setNoDelay(true);
+      const reader = new SocketReader(socket);
+      try {
+        const negotiated = await NbdClient.handshake(socket, reader, address.exportName);
+        return new NbdClient(socket, reader, negotiated.size, negotiated.flags, negotiated.structured, negotiated.allocationContext, negotiated.maxPayload, negotiated.description, replyTimeoutMs);
+      } catch (error) {
+        // Anything not already a BlockError is the connection failing (the protocol errors are thrown as such).
+        throw error instanceof BlockError ? error : new BlockError('BLOCK_IO', `NBD handshake failed: ${(error as Error).message}`, { cause: error });
+      }
     } catch (error) {
       socket.destroy();
-      throw error instanceof BlockError ? error : new BlockError('BLOCK_IO', `NBD handshake failed: ${(error as Error).message}`, { cause: error });
+      throw error instanceof BlockError ? error : new BlockError('BLOCK_IO', `cannot connect to the NBD server: ${(error as Error).message}`, { cause: error });
+    } finally {
+      clearTimeout(deadline);
     }
   }
 
-  private static async handshake(socket: Socket, reader: SocketReader, exportName: string): Promise<NbdClient> {
+  private static async handshake(socket: Socket, reader: SocketReader, exportName: string): Promise<{ size: number; flags: number; structured: boolean; allocationContext: number | undefined; maxPayload: number; description: string | undefined }> {
     const greeting = new DataView((await reader.read(18)).buffer);
-    if (greeting.getBigUint64(0) !== nbd.NBDMAGIC || greeting.getBigUint64(8) !== nbd.IHAVEOPT) throw new Error('not a newstyle NBD server');
+    if (greeting.getBigUint64(0) !== nbd.NBDMAGIC || greeting.getBigUint64(8) !== nbd.IHAVEOPT) throw new NbdProtocolError('bad-handshake', 'not a newstyle NBD server');
     const serverFlags = greeting.getUint16(16);
-    if ((serverFlags & nbd.FLAG_FIXED_NEWSTYLE) === 0) throw new Error('the server does not speak fixed newstyle');
+    if ((serverFlags & nbd.FLAG_FIXED_NEWSTYLE) === 0) throw new NbdProtocolError('bad-handshake', 'the server does not speak fixed newstyle');
     const clientFlags = nbd.FLAG_FIXED_NEWSTYLE | (serverFlags & nbd.FLAG_NO_ZEROES);
     const flagBytes = new DataView(new ArrayBuffer(4));
     flagBytes.setUint32(0, clientFlags);
@@ -101,9 +172,9 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
     };
     const receive = async (option: number): Promise<{ type: number; data: Uint8Array }> => {
       const head = new DataView((await reader.read(20)).buffer);
-      if (head.getBigUint64(0) !== nbd.OPTION_REPLY_MAGIC || head.getUint32(8) !== option) throw new Error('bad option reply');
+      if (head.getBigUint64(0) !== nbd.OPTION_REPLY_MAGIC || head.getUint32(8) !== option) throw new NbdProtocolError('bad-handshake', 'bad option reply');
       const length = head.getUint32(16);
-      if (length > nbd.MAX_OPTION) throw new Error('option reply too long');
+      if (length > nbd.MAX_OPTION) throw new NbdProtocolError('bad-handshake', `option reply of ${length} bytes`);
       return { type: head.getUint32(12), data: await reader.read(length) };
     };
 
@@ -130,20 +201,25 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
         break;
       }
     }
-    const go = new Uint8Array(8 + name.length);
+    const go = new Uint8Array(10 + name.length);
     const goView = new DataView(go.buffer);
     goView.setUint32(0, name.length);
     go.set(name, 4);
-    goView.setUint16(4 + name.length, 1);
+    goView.setUint16(4 + name.length, 2);
     goView.setUint16(6 + name.length, nbd.INFO_BLOCK_SIZE);
+    goView.setUint16(8 + name.length, nbd.INFO_DESCRIPTION);
     send(nbd.OPT_GO, go);
     let size: number | undefined;
     let flags = 0;
     let maxPayload = nbd.MAX_PAYLOAD;
+    let description: string | undefined;
     for (;;) {
       const reply = await receive(nbd.OPT_GO);
       if (reply.type === nbd.REP_ACK) break;
-      if (reply.type >= 0x80000000) throw new BlockError('BLOCK_IO', `server refused export ${JSON.stringify(exportName)}: ${decoder.decode(reply.data) || `error 0x${reply.type.toString(16)}`}`);
+      if (reply.type >= 0x80000000) {
+        const message = reply.data.length > 0 ? serverText(reply.data) : `error 0x${reply.type.toString(16)}`;
+        throw new BlockError('BLOCK_IO', `server refused export ${JSON.stringify(exportName)}: ${message}`);
+      }
       if (reply.type !== nbd.REP_INFO || reply.data.length < 2) continue;
       const view = new DataView(reply.data.buffer);
       const info = view.getUint16(0);
@@ -152,17 +228,19 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
         flags = view.getUint16(10);
       } else if (info === nbd.INFO_BLOCK_SIZE && reply.data.length >= 14) {
         maxPayload = Math.min(nbd.MAX_PAYLOAD, Math.max(512, view.getUint32(10)));
+      } else if (info === nbd.INFO_DESCRIPTION) {
+        description = serverText(reply.data.subarray(2));
       }
     }
-    if (size === undefined || !Number.isSafeInteger(size)) throw new Error('the server did not report a usable export size');
-    return new NbdClient(socket, reader, size, flags, structured, allocationContext, maxPayload);
+    if (size === undefined || !Number.isSafeInteger(size)) throw new NbdProtocolError('bad-handshake', 'the server did not report a usable export size');
+    return { size, flags, structured, allocationContext, maxPayload, description };
   }
 
   async readAt(offset: number, into: Uint8Array): Promise<void> {
     this.check(offset, into.length, false);
     for (let done = 0; done < into.length; done += this.maxPayload) {
       const piece = into.subarray(done, Math.min(into.length, done + this.maxPayload));
-      await this.request(nbd.CMD_READ, 0, offset + done, piece.length, undefined, { into: piece, offset: offset + done });
+      await this.request(nbd.CMD_READ, 0, offset + done, piece.length, undefined, { into: piece, covered: this.structured ? new ReadCoverage() : undefined });
     }
   }
 
@@ -199,13 +277,12 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
     const result: BlockStatusExtent[] = [];
     for (let at = offset; at < end; ) {
       const extents: BlockStatusExtent[] = [];
-      await this.request(nbd.CMD_BLOCK_STATUS, 0, at, Math.min(end - at, 0xffffffff - 511), undefined, { offset: at, extents });
-      if (extents.length === 0) throw new BlockError('BLOCK_IO', 'the NBD server returned no block status');
+      await this.request(nbd.CMD_BLOCK_STATUS, 0, at, Math.min(end - at, 0xffffffff - 511), undefined, { extents });
+      // Every extent was checked on arrival: non-empty, consecutive, starting inside the request.
+      if (extents.length === 0) throw new NbdProtocolError('missing-block-status', 'the server answered block status without any extent');
       for (const extent of extents) {
-        const clipped = Math.min(extent.length, end - at);
-        if (clipped <= 0) break;
-        result.push({ ...extent, offset: at, length: clipped });
-        at += clipped;
+        result.push(extent);
+        at = extent.offset + extent.length;
       }
     }
     return result;
@@ -221,14 +298,21 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
     this.closed = true;
     if (!this.broken) {
       const head = this.header(nbd.CMD_DISC, 0, this.nextHandle++, 0, 0);
-      await new Promise<void>((resolve) => this.socket.end(head, () => resolve()));
+      // The disconnect request is a courtesy: a server that does not take it is not waited for.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.socket.end(head, () => resolve())),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(this.replyTimeoutMs ?? 5000, 5000)))),
+      ]);
+      clearTimeout(timer);
     }
+    this.stopWatchdog();
     this.socket.destroy();
   }
 
   private check(offset: number, length: number, write: boolean): void {
     if (this.closed) throw new BlockError('BLOCK_CLOSED', 'the disk is closed');
-    if (this.broken) throw new BlockError('BLOCK_IO', `NBD connection lost: ${this.broken.message}`);
+    if (this.broken) throw this.lost();
     checkRange(offset, length, this.size);
     if (write && this.readOnly) throw new BlockError('BLOCK_READ_ONLY', 'the NBD export is read-only');
   }
@@ -245,13 +329,43 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
   }
 
   private request(type: number, flags: number, offset: number, length: number, payload?: Uint8Array, extra: Partial<Pending> = {}): Promise<void> {
-    if (this.broken) return Promise.reject(new BlockError('BLOCK_IO', `NBD connection lost: ${this.broken.message}`));
+    if (this.broken) return Promise.reject(this.lost());
     const handle = this.nextHandle++;
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(handle, { resolve, reject, offset, ...extra });
+      this.pending.set(handle, { resolve, reject, offset, length, ...extra });
+      this.startWatchdog();
       this.socket.write(this.header(type, flags, handle, offset, length));
       if (payload && payload.length > 0) this.socket.write(payload);
     });
+  }
+
+  /** The error for a request made after the connection broke. */
+  private lost(): BlockError {
+    const reason = this.broken!;
+    return new BlockError('BLOCK_IO', reason.message.startsWith('NBD connection lost') ? reason.message : `NBD connection lost: ${reason.message}`, { cause: reason });
+  }
+
+  private startWatchdog(): void {
+    if (this.replyTimeoutMs === undefined || this.watchdog !== undefined) return;
+    const timeoutMs = this.replyTimeoutMs;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      this.fail(new NbdTimeoutError('reply', timeoutMs));
+    }, timeoutMs);
+  }
+
+  private stopWatchdog(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  /** The connection is unusable: every waiting request fails with `error`, and so does every later one. */
+  private fail(error: Error): void {
+    this.broken ??= error instanceof BlockError ? error : new BlockError('BLOCK_IO', `NBD connection lost: ${error.message}`, { cause: error });
+    this.stopWatchdog();
+    for (const pending of this.pending.values()) pending.reject(this.broken);
+    this.pending.clear();
+    this.socket.destroy();
   }
 
   /** The reply loop: matches replies to requests until the connection ends. */
@@ -264,91 +378,134 @@ export class NbdClient implements BlockBackend, DiscardCapable, BlockStatusCapab
           const rest = new DataView((await this.reader.read(12)).buffer);
           const error = rest.getUint32(0);
           const handle = rest.getBigUint64(4);
-          const pending = this.take(handle);
-          if (error !== 0) {
-            pending.reject(new BlockError('BLOCK_IO', `NBD error ${error}`));
-            continue;
-          }
-          if (pending.into) pending.into.set(await this.reader.read(pending.into.length));
-          pending.resolve();
+          const pending = this.pending.get(handle);
+          if (pending === undefined) throw new NbdProtocolError('unknown-handle', `reply for unknown handle ${handle}`);
+          if (error === 0 && pending.into) pending.into.set(await this.reader.read(pending.into.length));
+          this.settle(handle, pending, error === 0 ? undefined : new BlockError('BLOCK_IO', `NBD error ${errorName(error)}`));
         } else if (magic === nbd.STRUCTURED_REPLY_MAGIC && this.structured) {
           const rest = new DataView((await this.reader.read(16)).buffer);
           const flags = rest.getUint16(0);
           const type = rest.getUint16(2);
           const handle = rest.getBigUint64(4);
           const length = rest.getUint32(12);
-          if (length > nbd.MAX_PAYLOAD + 64) throw new Error(`reply chunk of ${length} bytes`);
           const pending = this.pending.get(handle);
-          if (pending === undefined) throw new Error(`reply for unknown handle ${handle}`);
+          if (pending === undefined) throw new NbdProtocolError('unknown-handle', `reply for unknown handle ${handle}`);
+          // Checked before the payload is read, so a lie about the length costs nothing.
+          const limit = chunkLimit(type, pending);
+          if (length > limit) throw new NbdProtocolError('chunk-too-long', `reply chunk of type ${type} with ${length} bytes (at most ${limit} expected)`);
           const payload = await this.reader.read(length);
-          this.chunk(pending, type, payload);
-          if (flags & nbd.REPLY_FLAG_DONE) {
-            this.pending.delete(handle);
-            if (pending.error) pending.reject(pending.error);
-            else pending.resolve();
-          }
+          this.chunk(pending, type, flags, payload);
+          if (flags & nbd.REPLY_FLAG_DONE) this.settle(handle, pending, pending.error ?? this.completeness(pending));
         } else {
-          throw new Error(`bad reply magic 0x${magic.toString(16)}`);
+          throw new NbdProtocolError('bad-magic', `bad reply magic 0x${magic.toString(16)}`);
         }
       }
     } catch (error) {
-      this.broken = error instanceof Error ? error : new Error(String(error));
-      for (const pending of this.pending.values()) pending.reject(new BlockError('BLOCK_IO', `NBD connection lost: ${this.broken.message}`));
-      this.pending.clear();
-      this.socket.destroy();
+      this.fail(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
-  private take(handle: bigint): Pending {
-    const pending = this.pending.get(handle);
-    if (pending === undefined) throw new Error(`reply for unknown handle ${handle}`);
+  private settle(handle: bigint, pending: Pending, error: Error | undefined): void {
     this.pending.delete(handle);
-    return pending;
+    if (this.pending.size === 0) this.stopWatchdog();
+    if (error) pending.reject(error);
+    else pending.resolve();
   }
 
-  /** Applies one structured reply chunk to its request, checking every offset against the request. */
-  private chunk(pending: Pending, type: number, payload: Uint8Array): void {
+  /** A successful structured read must have filled every byte it was asked for. */
+  private completeness(pending: Pending): Error | undefined {
+    if (pending.covered === undefined || pending.covered.covers(pending.offset, pending.offset + pending.length)) return undefined;
+    return new NbdProtocolError('incomplete-read', `the read of ${pending.length} bytes at ${pending.offset} was not answered in full`);
+  }
+
+  /** Applies one structured reply chunk to its request, checking it against the request first. */
+  private chunk(pending: Pending, type: number, flags: number, payload: Uint8Array): void {
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-    const within = (offset: number, length: number) => pending.into !== undefined && offset >= pending.offset && offset + length <= pending.offset + pending.into.length;
+    const readPart = (offset: number, length: number, what: string) => {
+      if (pending.into === undefined || pending.covered === undefined) throw new NbdProtocolError('unexpected-chunk', `read ${what} chunk for a request that is not a read`);
+      const inside = length > 0 && offset >= pending.offset && offset + length <= pending.offset + pending.length;
+      if (!inside || !pending.covered.add(offset, offset + length)) throw new NbdProtocolError('bad-read-chunk', `read ${what} chunk of ${length} bytes at ${offset} is empty, outside the request or overlaps another`);
+    };
     switch (type) {
       case nbd.REPLY_TYPE_NONE:
+        if (payload.length !== 0 || (flags & nbd.REPLY_FLAG_DONE) === 0) throw new NbdProtocolError('unexpected-chunk', 'an empty chunk that is not the last one');
         return;
       case nbd.REPLY_TYPE_OFFSET_DATA: {
+        if (payload.length < 8) throw new NbdProtocolError('bad-read-chunk', 'read data chunk without an offset');
         const offset = nbd.u64(view, 0);
         const data = payload.subarray(8);
-        if (payload.length < 8 || !within(offset, data.length)) throw new Error('read data chunk outside the request');
+        readPart(offset, data.length, 'data');
         pending.into!.set(data, offset - pending.offset);
         return;
       }
       case nbd.REPLY_TYPE_OFFSET_HOLE: {
+        if (payload.length !== 12) throw new NbdProtocolError('bad-read-chunk', `read hole chunk of ${payload.length} bytes`);
         const offset = nbd.u64(view, 0);
         const length = view.getUint32(8);
-        if (payload.length !== 12 || !within(offset, length)) throw new Error('read hole chunk outside the request');
+        readPart(offset, length, 'hole');
         pending.into!.fill(0, offset - pending.offset, offset - pending.offset + length);
         return;
       }
-      case nbd.REPLY_TYPE_BLOCK_STATUS: {
-        if (pending.extents === undefined || payload.length < 12 || (payload.length - 4) % 8 !== 0) throw new Error('unexpected block status chunk');
-        if (view.getUint32(0) !== this.allocationContext) return;
-        let at = pending.offset;
-        for (let i = 4; i < payload.length; i += 8) {
-          const length = view.getUint32(i);
-          const state = view.getUint32(i + 4);
-          if (length === 0) throw new Error('zero-length block status extent');
-          pending.extents.push({ offset: at, length, allocated: (state & nbd.STATE_HOLE) === 0, zero: (state & nbd.STATE_ZERO) !== 0 });
-          at += length;
-        }
+      case nbd.REPLY_TYPE_BLOCK_STATUS:
+        return this.blockStatusChunk(pending, view);
+      default: {
+        if ((type & 0x8000) === 0) throw new NbdProtocolError('unexpected-chunk', `unknown structured reply type ${type}`);
+        // Any type with the error bit is an error, known or not.
+        if (payload.length < 6) throw new NbdProtocolError('bad-error-chunk', `error chunk of ${payload.length} bytes`);
+        const error = view.getUint32(0);
+        const messageLength = view.getUint16(4);
+        if (error === 0) throw new NbdProtocolError('bad-error-chunk', 'error chunk with error 0');
+        if (6 + messageLength > payload.length) throw new NbdProtocolError('bad-error-chunk', `error message of ${messageLength} bytes in a chunk of ${payload.length}`);
+        const message = serverText(payload.subarray(6, 6 + messageLength));
+        pending.error ??= new BlockError('BLOCK_IO', `NBD error ${errorName(error)}${message ? `: ${message}` : ''}`);
         return;
       }
-      default:
-        if (type & 0x8000) {
-          const error = payload.length >= 4 ? view.getUint32(0) : nbd.EIO;
-          const messageLength = payload.length >= 6 ? view.getUint16(4) : 0;
-          const message = decoder.decode(payload.subarray(6, 6 + messageLength));
-          pending.error ??= new BlockError('BLOCK_IO', `NBD error ${error}${message ? `: ${message}` : ''}`);
-          return;
-        }
-        throw new Error(`unknown structured reply type ${type}`);
     }
+  }
+
+  /**
+   * Extents are consecutive from the request's offset. Each must be non-empty
+   * and start inside the request; the last may reach past its end (the
+   * protocol allows that) and is cut there.
+   */
+  private blockStatusChunk(pending: Pending, view: DataView): void {
+    if (pending.extents === undefined) throw new NbdProtocolError('unexpected-chunk', 'block status chunk for a request that is not block status');
+    if (view.byteLength < 12 || (view.byteLength - 4) % 8 !== 0) throw new NbdProtocolError('bad-block-status', `block status chunk of ${view.byteLength} bytes`);
+    const context = view.getUint32(0);
+    if (context !== this.allocationContext) throw new NbdProtocolError('bad-block-status', `block status for metadata context ${context}, which was never negotiated`);
+    if (pending.extents.length > 0) throw new NbdProtocolError('bad-block-status', 'a second block status chunk for one metadata context');
+    const end = pending.offset + pending.length;
+    let at = pending.offset;
+    for (let index = 4; index < view.byteLength; index += 8) {
+      const length = view.getUint32(index);
+      const state = view.getUint32(index + 4);
+      if (length === 0) throw new NbdProtocolError('zero-length-extent', `zero-length block status extent at ${at}`);
+      if (at >= end) throw new NbdProtocolError('extent-beyond-request', `block status extent at ${at}, past the request's end at ${end}`);
+      const kept = Math.min(length, end - at);
+      pending.extents.push({ offset: at, length: kept, allocated: (state & nbd.STATE_HOLE) === 0, zero: (state & nbd.STATE_ZERO) !== 0 });
+      at += kept;
+    }
+  }
+}
+
+/** A block status reply carries at most this many extents (qemu-nbd sends up to 1 MiB of them: 131,072). */
+const MAX_STATUS_EXTENTS = 1 << 17;
+
+/** The longest payload a chunk of `type` may have for this request; a type the request cannot have is refused. */
+function chunkLimit(type: number, pending: Pending): number {
+  switch (type) {
+    case nbd.REPLY_TYPE_NONE:
+      return 0;
+    case nbd.REPLY_TYPE_OFFSET_DATA:
+    case nbd.REPLY_TYPE_OFFSET_HOLE:
+      if (pending.into === undefined) throw new NbdProtocolError('unexpected-chunk', `read reply chunk (type ${type}) for a request that is not a read`);
+      return type === nbd.REPLY_TYPE_OFFSET_HOLE ? 12 : 8 + pending.into.length;
+    case nbd.REPLY_TYPE_BLOCK_STATUS:
+      if (pending.extents === undefined) throw new NbdProtocolError('unexpected-chunk', 'block status chunk for a request that is not block status');
+      return 4 + 8 * MAX_STATUS_EXTENTS;
+    default:
+      if ((type & 0x8000) === 0) throw new NbdProtocolError('unexpected-chunk', `unknown structured reply type ${type}`);
+      // Error chunks: the error, the message (its length is 16 bits) and an optional offset.
+      return 6 + 0xffff + 8;
   }
 }

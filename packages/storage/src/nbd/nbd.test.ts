@@ -112,6 +112,20 @@ describe('NBD client and server together', () => {
     }
   });
 
+  it("an export's description reaches clients that ask for it (NBD_INFO_DESCRIPTION)", async () => {
+    const { server, port } = await serve([{ name: 'described', backend: new MemoryBlockBackend(4096), description: 'scratch disk' }, { name: 'plain', backend: new MemoryBlockBackend(4096) }]);
+    try {
+      const described = await NbdClient.connect({ host: '127.0.0.1', port, exportName: 'described' });
+      expect(described.description).toBe('scratch disk');
+      await described.close();
+      const plain = await NbdClient.connect({ host: '127.0.0.1', port, exportName: 'plain' });
+      expect(plain.description).toBeUndefined();
+      await plain.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   it('hostile clients are disconnected, and the server keeps serving others', async () => {
     const { server, port } = await serve([{ name: '', backend: new MemoryBlockBackend(65536) }]);
     try {
@@ -178,11 +192,13 @@ describe.skipIf(!qemu)('NBD against QEMU', () => {
     tools.img(['create', '-q', '-f', 'qcow2', path, '1M']);
     tools.io(path, 'qcow2', ['write -P 0x42 65536 65536']);
     const socket = join(dir, 'qemu-nbd.sock');
-    const child: ChildProcess = spawn('qemu-nbd', ['-f', 'qcow2', '-x', 'exp', '-k', socket, path], { stdio: 'ignore' });
+    const child: ChildProcess = spawn('qemu-nbd', ['-f', 'qcow2', '-x', 'exp', '-D', 'the \x1b[1mtest\x1b[0m disk', '-k', socket, path], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
       const client = await NbdClient.connect({ path: socket, exportName: 'exp' });
       expect(client.size).toBe(1 << 20);
+      // qemu-nbd -D answers NBD_INFO_DESCRIPTION; the escape characters do not reach us.
+      expect(client.description).toBe('the  [1mtest [0m disk');
       const data = new Uint8Array(65536 * 2);
       await client.readAt(0, data);
       expect(data.subarray(0, 65536).every((byte) => byte === 0)).toBe(true);

@@ -85,6 +85,10 @@ async function checkLocked(image: Qcow2Backend, repair: RepairMode | undefined):
   const walk = async (l1: readonly L1Entry[], active: boolean) => {
     let nextContiguous = 0;
     for (const entry of l1) {
+      if (entry.malformed !== undefined) {
+        report.corruptions++;
+        report.messages.push(entry.malformed);
+      }
       if (entry.offset === 0) continue;
       reference(entry.offset, clusterSize, 'L2 table');
       if (entry.offset >= fileSize) continue;
@@ -92,12 +96,17 @@ async function checkLocked(image: Qcow2Backend, repair: RepairMode | undefined):
       await file.read(entry.offset, table);
       for (let index = 0; index < l2Entries; index++) {
         let mapping;
+        const l2 = readEntry(table, index, extended);
         try {
-          mapping = decodeDescriptor(readEntry(table, index, extended), context);
+          mapping = decodeDescriptor(l2, context);
         } catch (error) {
           report.corruptions++;
           report.messages.push(`ERROR: L2 table at ${entry.offset} entry ${index}: ${(error as Error).message}`);
           continue;
+        }
+        if (mapping.kind === 'compressed' && (l2.high & 0x80000000) !== 0) {
+          report.corruptions++;
+          report.messages.push(`ERROR: coffset=0x${mapping.host.toString(16)}: copied flag must never be set for compressed clusters`);
         }
         if (mapping.kind === 'compressed') {
           if (active) {
@@ -123,7 +132,11 @@ async function checkLocked(image: Qcow2Backend, repair: RepairMode | undefined):
   if (header.snapshotCount > 0) {
     const table = await readSnapshotTable(image);
     reference(header.snapshotsOffset, table.byteLength, 'snapshot table');
-    for (const snapshot of table.snapshots) {
+    for (const [index, snapshot] of table.snapshots.entries()) {
+      if (snapshot.incomplete) {
+        report.corruptions++;
+        report.messages.push(`ERROR snapshot table entry ${index} is incomplete`);
+      }
       if (snapshot.l1Size === 0) continue;
       reference(snapshot.l1Offset, snapshot.l1Size * 8, 'snapshot L1 table');
       const bytes = new Uint8Array(snapshot.l1Size * 8);
@@ -138,6 +151,10 @@ async function checkLocked(image: Qcow2Backend, repair: RepairMode | undefined):
   }
   await referenceBitmaps(image, fileSize, reference, report);
   const location = refcounts.tableLocation;
+  for (const index of refcounts.reservedEntries) {
+    report.corruptions++;
+    report.messages.push(`ERROR refcount table entry ${index} has reserved bits set`);
+  }
   reference(location.offset, location.clusters * clusterSize, 'refcount table');
   for (const block of refcounts.blockOffsets()) if (block !== 0) reference(block, clusterSize, 'refcount block');
 
@@ -183,8 +200,7 @@ async function checkLocked(image: Qcow2Backend, repair: RepairMode | undefined):
       report.messages.push(`${fixing ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${l1Index} refcount=${refcount}`);
       report.corruptions++;
       if (fixing) {
-        metadata.l1[l1Index] = { offset: entry.offset, copied: refcount === 1 };
-        await metadata.writeL1Entry(l1Index);
+        await metadata.setL1Entry(l1Index, { offset: entry.offset, copied: refcount === 1 });
         report.corruptionsFixed++;
       }
     }

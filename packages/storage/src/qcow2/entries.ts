@@ -1,4 +1,4 @@
-import { ImageCorruptError } from '../errors.js';
+import { ImageCorruptError, ImageFormatError } from '../errors.js';
 
 export const COPIED_HIGH = 0x80000000;
 export const COMPRESSED_HIGH = 0x40000000;
@@ -76,7 +76,10 @@ export function decodeDescriptor(entry: L2Entry, context: EntryContext): Cluster
     if (context.dataFile) throw new ImageCorruptError('compressed cluster in an image with an external data file');
     const offsetBits = 62 - (context.clusterBits - 8);
     const value = (BigInt(high & 0x3fffffff) << 32n) | BigInt(low);
-    const host = Number(value & ((1n << BigInt(offsetBits)) - 1n));
+    const hostBits = value & ((1n << BigInt(offsetBits)) - 1n);
+    // With small clusters the field is wider than any offset this library handles (2^53, as for standard entries).
+    if (hostBits > BigInt(Number.MAX_SAFE_INTEGER)) throw new ImageFormatError(`a compressed cluster at offset ${hostBits} lies beyond 2^53 (File too large)`);
+    const host = Number(hostBits);
     const sectors = Number(value >> BigInt(offsetBits)) + 1;
     return { kind: 'compressed', host, length: sectors * 512 - (host % 512) };
   }

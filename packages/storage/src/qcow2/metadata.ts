@@ -1,12 +1,20 @@
 import { ImageCorruptError, ImageFormatError } from '../errors.js';
 import type { ImageFile } from '../image-file.js';
 import { type EntryContext, makeDescriptor, standardOffset } from './entries.js';
-import { entryBytes, INCOMPAT_DATA_FILE, INCOMPAT_EXTENDED_L2, type Qcow2Header, writeU64 } from './format.js';
+import { AUTOCLEAR_BITMAPS, EXT_BITMAPS, entryBytes, INCOMPAT_DATA_FILE, INCOMPAT_EXTENDED_L2, type Qcow2Extensions, type Qcow2Header, readU64, writeU64 } from './format.js';
+import { MetadataKind, MetadataRegions, type OverlapCheck } from './overlap.js';
 import { Refcounts } from './refcounts.js';
+import { readSnapshots, type Qcow2Snapshot } from './snapshots.js';
 
 export interface L1Entry {
   offset: number;
   copied: boolean;
+  /**
+   * What is wrong with the entry as stored, though readers can still use it
+   * (reserved bits set, the COPIED flag without a table): readers ignore it,
+   * as QEMU does, and check reports it.
+   */
+  malformed?: string;
 }
 
 /** Decodes an L1 table read from the file. */
@@ -18,7 +26,10 @@ export function parseL1(bytes: Uint8Array, clusterSize: number): L1Entry[] {
     const low = view.getUint32(i * 8 + 4);
     const offset = standardOffset(high, low);
     if (offset % clusterSize !== 0) throw new ImageCorruptError(`L1 entry ${i} points to unaligned offset ${offset}`);
-    entries.push({ offset, copied: (high & 0x80000000) !== 0 });
+    const entry: L1Entry = { offset, copied: (high & 0x80000000) !== 0 };
+    if ((high & 0x7f000000) !== 0 || (low & 0x1ff) !== 0) entry.malformed = 'ERROR found L1 entry with reserved bits set';
+    else if (offset === 0 && entry.copied) entry.malformed = `ERROR L1 entry ${i} has the COPIED flag but no L2 table`;
+    entries.push(entry);
   }
   return entries;
 }
@@ -47,11 +58,14 @@ export class Qcow2Metadata {
   private readonly l2Cache = new Map<number, Uint8Array>();
   private readonly l2CacheLimit: number;
   refcounts!: Refcounts;
+  /** Where every metadata structure lives, for the overlap checks on every write. */
+  readonly regions: MetadataRegions;
 
   constructor(
     readonly file: ImageFile,
     readonly header: Qcow2Header,
     public l1: L1Entry[],
+    overlapCheck: OverlapCheck = 'cached',
   ) {
     this.clusterSize = 2 ** header.clusterBits;
     this.extended = (header.incompatibleFeatures & INCOMPAT_EXTENDED_L2) !== 0n;
@@ -63,13 +77,14 @@ export class Qcow2Metadata {
       extended: this.extended,
       dataFile: (header.incompatibleFeatures & INCOMPAT_DATA_FILE) !== 0n,
     };
+    this.regions = new MetadataRegions(this.clusterSize, overlapCheck);
   }
 
-  static async load(file: ImageFile, header: Qcow2Header): Promise<Qcow2Metadata> {
+  static async load(file: ImageFile, header: Qcow2Header, extensions: Qcow2Extensions, overlapCheck: OverlapCheck = 'cached'): Promise<Qcow2Metadata> {
     const clusterSize = 2 ** header.clusterBits;
     const bytes = new Uint8Array(header.l1Size * 8);
     await file.read(header.l1TableOffset, bytes);
-    const metadata = new Qcow2Metadata(file, header, parseL1(bytes, clusterSize));
+    const metadata = new Qcow2Metadata(file, header, parseL1(bytes, clusterSize), overlapCheck);
     metadata.refcounts = await Refcounts.load(
       file,
       header.clusterBits,
@@ -83,10 +98,78 @@ export class Qcow2Metadata {
         const view = new DataView(field.buffer);
         writeU64(view, 0, offset);
         view.setUint32(8, clusters);
-        await file.write(48, field);
+        await metadata.writeHeaderField(48, field);
       },
+      metadata.regions,
     );
+    const { regions } = metadata;
+    regions.add(MetadataKind.MainHeader, 0, clusterSize);
+    regions.add(MetadataKind.ActiveL1, header.l1TableOffset, header.l1Size * 8);
+    for (const entry of metadata.l1) if (entry.offset !== 0) regions.add(MetadataKind.ActiveL2, entry.offset, clusterSize);
+    // As QEMU, an image whose snapshot table cannot be read is not opened at all.
+    await metadata.trackSnapshots(await readSnapshots(metadata));
+    const bitmaps = extensions.unknown.find((item) => item.type === EXT_BITMAPS);
+    if (bitmaps !== undefined && bitmaps.data.length >= 24 && (header.autoclearFeatures & AUTOCLEAR_BITMAPS) !== 0n) {
+      const view = new DataView(bitmaps.data.buffer, bitmaps.data.byteOffset, bitmaps.data.byteLength);
+      regions.add(MetadataKind.BitmapDirectory, readU64(view, 16, 'bitmap directory offset'), Math.min(readU64(view, 8, 'bitmap directory size'), 64 << 20));
+    }
     return metadata;
+  }
+
+  /**
+   * Tracks the snapshot table and the snapshots' L1 tables (and with
+   * `overlap-check=all` their L2 tables) in place of what was tracked before.
+   */
+  async trackSnapshots(table: { snapshots: readonly Qcow2Snapshot[]; byteLength: number }): Promise<void> {
+    const { regions, header, clusterSize } = this;
+    for (const kind of [MetadataKind.SnapshotTable, MetadataKind.InactiveL1, MetadataKind.InactiveL2]) regions.clear(kind);
+    if (header.snapshotCount > 0) regions.add(MetadataKind.SnapshotTable, header.snapshotsOffset, table.byteLength);
+    for (const snapshot of table.snapshots) {
+      regions.add(MetadataKind.InactiveL1, snapshot.l1Offset, snapshot.l1Size * 8);
+      if (!regions.tracks(MetadataKind.InactiveL2) || snapshot.l1Size === 0) continue;
+      const bytes = new Uint8Array(snapshot.l1Size * 8);
+      await this.file.read(snapshot.l1Offset, bytes);
+      for (const entry of parseL1(bytes, clusterSize)) if (entry.offset !== 0) regions.add(MetadataKind.InactiveL2, entry.offset, clusterSize);
+    }
+  }
+
+  /**
+   * Writes `bytes` at `offset` of the image file after the overlap check: a
+   * write that updates a structure of kind `updating` may touch structures of
+   * that kind only; a new structure or guest data (`updating` 0) none at all.
+   */
+  async writeChecked(offset: number, bytes: Uint8Array, updating: MetadataKind | 0): Promise<void> {
+    this.regions.check(offset, bytes.length, updating);
+    await this.file.write(offset, bytes);
+  }
+
+  /** Rewrites part of the header cluster. */
+  async writeHeaderField(offset: number, bytes: Uint8Array): Promise<void> {
+    await this.writeChecked(offset, bytes, MetadataKind.MainHeader);
+  }
+
+  /** Points active L1 entry `index` at another L2 table (or none) and writes it through. */
+  async setL1Entry(index: number, entry: L1Entry): Promise<void> {
+    const old = this.l1[index]!;
+    if (entry.offset !== 0 && entry.offset !== old.offset) this.regions.check(entry.offset, this.clusterSize, MetadataKind.ActiveL2);
+    this.l1[index] = entry;
+    if (old.offset !== entry.offset) {
+      if (old.offset !== 0) this.regions.remove(MetadataKind.ActiveL2, old.offset, this.clusterSize);
+      if (entry.offset !== 0) this.regions.add(MetadataKind.ActiveL2, entry.offset, this.clusterSize);
+    }
+    await this.writeL1Entry(index);
+  }
+
+  /** Replaces every entry of the active L1 table in place (same size), e.g. to apply a snapshot. */
+  async rewriteL1(entries: L1Entry[]): Promise<void> {
+    await this.writeChecked(this.header.l1TableOffset, serializeL1(entries), MetadataKind.ActiveL1);
+    this.trackActiveL2(entries);
+  }
+
+  private trackActiveL2(entries: L1Entry[]): void {
+    this.l1 = entries;
+    this.regions.clear(MetadataKind.ActiveL2);
+    for (const entry of entries) if (entry.offset !== 0) this.regions.add(MetadataKind.ActiveL2, entry.offset, this.clusterSize);
   }
 
   /** Reads an L2 table (cached). The offset comes from an L1 entry, already checked for alignment. */
@@ -116,15 +199,15 @@ export class Qcow2Metadata {
   }
 
   async writeL1Entry(index: number): Promise<void> {
-    await this.file.write(this.header.l1TableOffset + index * 8, serializeL1([this.l1[index]!]));
+    await this.writeChecked(this.header.l1TableOffset + index * 8, serializeL1([this.l1[index]!]), MetadataKind.ActiveL1);
   }
 
   /** Rewrites the 8-byte virtual size field. */
   async writeSize(size: number): Promise<void> {
-    this.header.size = size;
     const field = new Uint8Array(8);
     writeU64(new DataView(field.buffer), 0, size);
-    await this.file.write(24, field);
+    await this.writeHeaderField(24, field);
+    this.header.size = size;
   }
 
   /** Moves the active L1 table to a new place with `entries`; frees the old one. */
@@ -135,15 +218,17 @@ export class Qcow2Metadata {
     const offset = await this.refcounts.allocate(clusters);
     const bytes = new Uint8Array(clusters * this.clusterSize);
     bytes.set(serializeL1(entries));
-    await this.file.write(offset, bytes);
+    await this.writeChecked(offset, bytes, 0);
     const field = new Uint8Array(12);
     const view = new DataView(field.buffer);
     view.setUint32(0, entries.length);
     writeU64(view, 4, offset);
-    await this.file.write(36, field);
+    await this.writeHeaderField(36, field);
+    this.regions.remove(MetadataKind.ActiveL1, this.header.l1TableOffset, this.header.l1Size * 8);
+    this.regions.add(MetadataKind.ActiveL1, offset, entries.length * 8);
     this.header.l1Size = entries.length;
     this.header.l1TableOffset = offset;
-    this.l1 = entries;
+    this.trackActiveL2(entries);
     if (oldClusters > 0 && oldOffset !== 0) {
       for (let i = 0; i < oldClusters; i++) await this.refcounts.change(oldOffset / this.clusterSize + i, -1);
     }
@@ -157,6 +242,6 @@ export class Qcow2Metadata {
     this.header.incompatibleFeatures = next;
     const field = new Uint8Array(8);
     new DataView(field.buffer).setBigUint64(0, next);
-    await this.file.write(72, field);
+    await this.writeHeaderField(72, field);
   }
 }

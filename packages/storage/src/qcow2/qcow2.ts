@@ -37,6 +37,7 @@ import {
   serializeHeader,
 } from './format.js';
 import { Qcow2Metadata } from './metadata.js';
+import { MetadataKind, type OverlapCheck } from './overlap.js';
 import { applySnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
 
 export interface Qcow2OpenOptions {
@@ -48,6 +49,12 @@ export interface Qcow2OpenOptions {
   repairDirty?: (backend: Qcow2Backend) => Promise<void>;
   /** Open an image marked corrupt for writing, to repair it (qemu-img check -r). */
   forRepair?: boolean;
+  /**
+   * QEMU's `overlap-check`: which metadata every write is checked against
+   * before it is made (default `cached`). A write that would land on
+   * metadata is refused and the image marked corrupt.
+   */
+  overlapCheck?: OverlapCheck;
 }
 
 /** What the first cluster of a qcow2 file says, read without opening it. */
@@ -101,20 +108,21 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     const probe = await probeQcow2(file);
     const { header } = probe;
     const hasDataFile = (header.incompatibleFeatures & INCOMPAT_DATA_FILE) !== 0n;
+    if (!hasDataFile && (header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n) throw new ImageFormatError(`${file.name}: data-file-raw requires a data file`);
     if (hasDataFile && options.dataFile === undefined) {
       throw new ImageFormatError(`${file.name} needs its external data file${probe.extensions.dataFile ? ` (${probe.extensions.dataFile})` : ''}`);
     }
     if ((header.incompatibleFeatures & INCOMPAT_CORRUPT) !== 0n && !file.readOnly && !options.forRepair) {
       throw new ImageCorruptError(`${file.name} is marked corrupt; open it read-only or repair it with check -r all`);
     }
-    const metadata = await Qcow2Metadata.load(file, header);
+    const metadata = await Qcow2Metadata.load(file, header, probe.extensions, options.overlapCheck);
     const backend = new Qcow2Backend(metadata, probe, options.backing, hasDataFile ? options.dataFile! : file);
     if (!file.readOnly && (header.autoclearFeatures & ~AUTOCLEAR_DATA_FILE_RAW) !== 0n) {
       // Autoclear features this writer does not maintain (bitmaps) must be cleared, so readers stop trusting them.
       header.autoclearFeatures &= AUTOCLEAR_DATA_FILE_RAW;
       const field = new Uint8Array(8);
       new DataView(field.buffer).setBigUint64(0, header.autoclearFeatures);
-      await file.write(88, field);
+      await metadata.writeHeaderField(88, field);
     }
     if ((header.incompatibleFeatures & INCOMPAT_DIRTY) !== 0n && !file.readOnly && !options.forRepair) {
       if (options.repairDirty) await options.repairDirty(backend);
@@ -186,7 +194,7 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
         }
         await this.writeCompressedCluster(guestCluster, compressed);
       }
-    });
+    }).catch((error: unknown) => this.fail(error, true));
   }
 
   async discard(offset: number, length: number): Promise<void> {
@@ -255,7 +263,7 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     this.check(0, 0, true);
     if (!Number.isSafeInteger(newSize) || newSize < 0) throw new BlockError('BLOCK_RANGE', `invalid size ${newSize}`);
     if (newSize % 512 !== 0) throw new BlockError('BLOCK_RANGE', 'The new size must be a multiple of 512');
-    await this.lock.run(async () => {
+    await this.mutate(async () => {
       const { metadata } = this;
       // Version 3 snapshots record their own disk size (applying one restores it); version 2 ones do not.
       if (metadata.header.snapshotCount > 0 && metadata.header.version < 3) throw new BlockError('BLOCK_IO', "Can't resize a v2 image which has snapshots");
@@ -284,20 +292,25 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     });
   }
 
+  /** Runs a metadata change under the lock; metadata found inconsistent on the way marks the image corrupt. */
+  private async mutate(change: () => Promise<void>): Promise<void> {
+    await this.lock.run(change).catch((error: unknown) => this.fail(error, true));
+  }
+
   /**
    * Points the image at another backing file (or none), rewriting the header
    * cluster. Contents are not touched: this is `rebase -u`.
    */
   async setBackingFile(backingFile: string | undefined, backingFormat: string | undefined): Promise<void> {
     this.check(0, 0, true);
-    await this.lock.run(async () => {
+    await this.mutate(async () => {
       const { header, file } = this.metadata;
       const extensions = { ...this.probe.extensions };
       delete extensions.backingFormat;
       if (backingFile !== undefined && backingFormat !== undefined) extensions.backingFormat = backingFormat;
       const bytes = serializeHeader(header, extensions, backingFile);
       const parsed = parseHeader(bytes, await file.size());
-      await file.write(0, bytes);
+      await this.metadata.writeHeaderField(0, bytes);
       Object.assign(header, parsed);
       this.probe.extensions = extensions;
       this.probe.backingFile = backingFile;
@@ -311,17 +324,17 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
 
   createSnapshot(name: string): Promise<BlockSnapshotInfo> {
     this.check(0, 0, true);
-    return createSnapshot(this, name);
+    return createSnapshot(this, name).catch((error: unknown) => this.fail(error, true));
   }
 
   applySnapshot(nameOrId: string): Promise<void> {
     this.check(0, 0, true);
-    return applySnapshot(this, nameOrId);
+    return applySnapshot(this, nameOrId).catch((error: unknown) => this.fail(error, true));
   }
 
   deleteSnapshot(nameOrId: string): Promise<void> {
     this.check(0, 0, true);
-    return deleteSnapshot(this, nameOrId);
+    return deleteSnapshot(this, nameOrId).catch((error: unknown) => this.fail(error, true));
   }
 
   async flush(): Promise<void> {
@@ -433,17 +446,15 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     if (l1 === undefined) throw new ImageCorruptError(`L1 index ${l1Index} beyond the table`);
     if (l1.offset !== 0 && l1.copied) return { offset: l1.offset, table: await metadata.l2Table(l1.offset) };
     if (l1.offset !== 0 && (await metadata.refcounts.get(l1.offset / metadata.clusterSize)) === 1) {
-      metadata.l1[l1Index] = { offset: l1.offset, copied: true };
-      await metadata.writeL1Entry(l1Index);
+      await metadata.setL1Entry(l1Index, { offset: l1.offset, copied: true });
       return { offset: l1.offset, table: await metadata.l2Table(l1.offset) };
     }
     const table = new Uint8Array(metadata.clusterSize);
     if (l1.offset !== 0) table.set(await metadata.l2Table(l1.offset));
     const offset = await metadata.refcounts.allocate(1);
-    await metadata.file.write(offset, table);
+    await metadata.writeChecked(offset, table, 0);
     metadata.cacheL2(offset, table);
-    metadata.l1[l1Index] = { offset, copied: true };
-    await metadata.writeL1Entry(l1Index);
+    await metadata.setL1Entry(l1Index, { offset, copied: true });
     if (l1.offset !== 0) await metadata.refcounts.change(l1.offset / metadata.clusterSize, -1);
     return { offset, table };
   }
@@ -451,7 +462,8 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
   /** @internal Stores one L2 entry and writes it through. */
   async setEntry(l2: { offset: number; table: Uint8Array }, index: number, entry: L2Entry): Promise<void> {
     const [from, to] = storeEntry(l2.table, index, this.metadata.extended, entry);
-    await this.metadata.file.write(l2.offset + from, l2.table.subarray(from, to));
+    // A table shared with a snapshot is still an L2 table: its flags may change (overlap-check=all tracks both).
+    await this.metadata.writeChecked(l2.offset + from, l2.table.subarray(from, to), MetadataKind.ActiveL2 | MetadataKind.InactiveL2);
   }
 
   /** @internal Drops the references a mapping held (after nothing points at it any more). */
@@ -476,7 +488,7 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
 
     if (!extended) {
       if (inPlace && whole.kind === 'data') {
-        await this.dataFile.write(whole.host + inCluster, data);
+        await this.writeData(whole.host + inCluster, data);
         if (!whole.copied) await this.setEntry(l2, index, { ...entry, ...makeDescriptor(whole.host, true) });
         return;
       }
@@ -484,7 +496,7 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
       if (data.length < clusterSize) await this.readGuest(guestBase, buffer.subarray(0, Math.min(clusterSize, this.size - guestBase)));
       buffer.set(data, inCluster);
       const host = context.dataFile ? guestBase : await metadata.refcounts.allocate(1);
-      await this.dataFile.write(host, buffer);
+      await this.writeData(host, buffer);
       await this.setEntry(l2, index, { ...makeDescriptor(host, true), allocated: 0, zeroes: 0 });
       await this.release(whole);
       return;
@@ -503,7 +515,7 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     if (partial) await this.readGuest(guestBase + spanStart, span.subarray(0, guestSpan));
     span.set(data, inCluster - spanStart);
     if (inPlace && whole.kind === 'data') {
-      await this.dataFile.write(whole.host + spanStart, span);
+      await this.writeData(whole.host + spanStart, span);
       const next = { ...entry, ...makeDescriptor(whole.host, true), allocated: (entry.allocated | touched) >>> 0, zeroes: (entry.zeroes & ~touched) >>> 0 };
       if (next.allocated !== entry.allocated || next.zeroes !== entry.zeroes || next.high !== entry.high) await this.setEntry(l2, index, next);
       return;
@@ -516,17 +528,23 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
       const buffer = new Uint8Array(clusterSize);
       await this.readGuest(guestBase, buffer.subarray(0, Math.min(clusterSize, this.size - guestBase)));
       buffer.set(span.subarray(0, guestSpan), spanStart);
-      await this.dataFile.write(host, buffer);
+      await this.writeData(host, buffer);
       allocated = whole.kind === 'compressed' ? 0xffffffff : (entry.allocated | touched) >>> 0;
       zeroes = whole.kind === 'compressed' ? 0 : (entry.zeroes & ~touched) >>> 0;
     } else {
-      if (!context.dataFile) await this.dataFile.write(host, new Uint8Array(clusterSize));
-      await this.dataFile.write(host + spanStart, span);
+      if (!context.dataFile) await this.writeData(host, new Uint8Array(clusterSize));
+      await this.writeData(host + spanStart, span);
       allocated = touched;
       zeroes = (entry.zeroes & ~touched) >>> 0;
     }
     await this.setEntry(l2, index, { ...makeDescriptor(host, true), allocated, zeroes });
     await this.release(whole);
+  }
+
+  /** Guest data into the image's own file passes the overlap check first; an external data file holds no metadata. */
+  private async writeData(host: number, bytes: Uint8Array): Promise<void> {
+    if (this.dataFile === this.metadata.file) await this.metadata.writeChecked(host, bytes, 0);
+    else await this.dataFile.write(host, bytes);
   }
 
   private async writeCompressedCluster(cluster: number, compressed: Uint8Array): Promise<void> {
@@ -539,7 +557,7 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     const host = await metadata.refcounts.allocate(Math.ceil((sectors * 512) / clusterSize));
     const padded = new Uint8Array(sectors * 512);
     padded.set(compressed);
-    await metadata.file.write(host, padded);
+    await metadata.writeChecked(host, padded, 0);
     const offsetBits = 62 - (header.clusterBits - 8);
     const value = (BigInt(sectors - 1) << BigInt(offsetBits)) | BigInt(host);
     await this.setEntry(l2, index, {

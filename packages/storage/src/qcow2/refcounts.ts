@@ -1,6 +1,7 @@
 import { ImageCorruptError, ImageFormatError } from '../errors.js';
 import type { ImageFile } from '../image-file.js';
 import { MAX_REFTABLE_BYTES, readU64, writeU64 } from './format.js';
+import { MetadataKind, MetadataRegions } from './overlap.js';
 
 /** Reads a refcount of `1 << order` bits at `index` in a refcount block (QEMU's packing: low bits first within a byte). */
 export function getRefcountEntry(block: Uint8Array, order: number, index: number): number {
@@ -76,6 +77,8 @@ export class Refcounts {
   private endCluster = 0;
   /** During a repair: clusters in use whose stored refcount may still be wrong. */
   private inUse: ((cluster: number) => boolean) | undefined;
+  /** Table entries that had reserved bits (0–8) set in the file; check reports them. */
+  readonly reservedEntries: number[] = [];
 
   private constructor(
     private readonly file: ImageFile,
@@ -85,9 +88,13 @@ export class Refcounts {
     private table: number[],
     /** Called when the refcount table moves, to rewrite the header fields. */
     private readonly onTableMoved: (offset: number, clusters: number) => Promise<void>,
+    /** The image's metadata map: every write here is checked against it and keeps it current. */
+    private readonly regions: MetadataRegions,
   ) {
     this.clusterSize = 2 ** clusterBits;
     this.entriesPerBlock = (this.clusterSize * 8) >> order;
+    regions.add(MetadataKind.RefcountTable, tableOffset, table.length * 8);
+    for (const block of table) if (block !== 0) regions.add(MetadataKind.RefcountBlock, block, this.clusterSize);
   }
 
   static async load(
@@ -97,6 +104,7 @@ export class Refcounts {
     tableOffset: number,
     tableClusters: number,
     onTableMoved: (offset: number, clusters: number) => Promise<void>,
+    regions: MetadataRegions = new MetadataRegions(2 ** clusterBits, 'none'),
   ): Promise<Refcounts> {
     const clusterSize = 2 ** clusterBits;
     const bytes = new Uint8Array(tableClusters * clusterSize);
@@ -104,13 +112,16 @@ export class Refcounts {
     const view = new DataView(bytes.buffer);
     const fileSize = await file.size();
     const table: number[] = [];
+    const reserved: number[] = [];
     for (let i = 0; i < bytes.length / 8; i++) {
       const offset = readU64(view, i * 8, 'refcount block offset');
       const block = offset - (offset % 512);
       if (block % clusterSize !== 0) throw new ImageFormatError(`refcount block ${i} at ${block} is not cluster aligned`);
       table.push(block);
+      if (offset !== block) reserved.push(i);
     }
-    const refcounts = new Refcounts(file, clusterBits, order, tableOffset, table, onTableMoved);
+    const refcounts = new Refcounts(file, clusterBits, order, tableOffset, table, onTableMoved, regions);
+    refcounts.reservedEntries.push(...reserved);
     refcounts.endCluster = Math.ceil(fileSize / clusterSize);
     return refcounts;
   }
@@ -142,6 +153,7 @@ export class Refcounts {
     const blockOffset = await this.ensureBlock(tableIndex);
     const block = await this.block(blockOffset);
     const [from, to] = setRefcountEntry(block, this.order, cluster % this.entriesPerBlock, value);
+    this.regions.check(blockOffset + from, to - from, MetadataKind.RefcountBlock);
     await this.file.write(blockOffset + from, block.subarray(from, to));
     if (value === 0 && cluster < this.freeHint) this.freeHint = cluster;
   }
@@ -163,6 +175,8 @@ export class Refcounts {
   /** Finds `count` contiguous free clusters, gives them refcount 1, and returns the host offset of the first. */
   async allocate(count: number): Promise<number> {
     const start = await this.findFree(count);
+    // A cluster that reads free but holds metadata: the refcounts are wrong, and using it would destroy the image.
+    this.regions.check(start * this.clusterSize, count * this.clusterSize);
     for (let i = 0; i < count; i++) this.reserved.add(start + i);
     try {
       for (let i = 0; i < count; i++) await this.set(start + i, 1);
@@ -223,6 +237,10 @@ export class Refcounts {
   }
 
   private async ensureBlock(tableIndex: number): Promise<number> {
+    // A reference far past anything the refcount table can describe comes from a bad entry: refuse before growing.
+    if ((tableIndex + 1) * 8 > MAX_REFTABLE_BYTES) {
+      throw new ImageFormatError(`cluster ${tableIndex * this.entriesPerBlock} lies beyond what the refcount table can describe (File too large)`);
+    }
     if (tableIndex >= this.table.length) await this.growTable(tableIndex + 1);
     const existing = this.table[tableIndex]!;
     if (existing !== 0) return existing;
@@ -233,7 +251,9 @@ export class Refcounts {
       const block = new Uint8Array(this.clusterSize);
       const selfCovered = Math.floor(cluster / this.entriesPerBlock) === tableIndex;
       if (selfCovered) setRefcountEntry(block, this.order, cluster % this.entriesPerBlock, 1);
+      this.regions.check(offset, this.clusterSize);
       await this.file.write(offset, block);
+      this.regions.add(MetadataKind.RefcountBlock, offset, this.clusterSize);
       this.endCluster = Math.max(this.endCluster, cluster + 1);
       this.blocks.set(offset, block);
       if (!selfCovered) await this.set(cluster, 1);
@@ -249,20 +269,23 @@ export class Refcounts {
   private async writeTableEntry(index: number): Promise<void> {
     const bytes = new Uint8Array(8);
     writeU64(new DataView(bytes.buffer), 0, this.table[index]!);
+    this.regions.check(this.tableOffset + index * 8, 8, MetadataKind.RefcountTable);
     await this.file.write(this.tableOffset + index * 8, bytes);
   }
 
   private async growTable(minEntries: number): Promise<void> {
     const perCluster = this.clusterSize / 8;
     const old = this.tableLocation;
+    const tooLarge = () => new ImageFormatError('the refcount table would exceed its maximum size (File too large)');
     let clusters = Math.ceil(Math.max(minEntries, this.table.length * 2) / perCluster);
+    if (clusters * this.clusterSize > MAX_REFTABLE_BYTES) throw tooLarge();
     let start = await this.findFree(clusters);
     // The new table's own clusters must be covered by its entries.
     while (Math.ceil((start + clusters) / this.entriesPerBlock) > clusters * perCluster) {
       clusters *= 2;
+      if (clusters * this.clusterSize > MAX_REFTABLE_BYTES) throw tooLarge();
       start = await this.findFree(clusters);
     }
-    if (clusters * this.clusterSize > MAX_REFTABLE_BYTES) throw new ImageCorruptError('the refcount table would exceed its maximum size');
     const table = [...this.table];
     while (table.length < clusters * perCluster) table.push(0);
     const bytes = new Uint8Array(clusters * this.clusterSize);
@@ -270,21 +293,25 @@ export class Refcounts {
     table.forEach((offset, index) => writeU64(view, index * 8, offset));
     for (let i = 0; i < clusters; i++) this.reserved.add(start + i);
     try {
+      this.regions.check(start * this.clusterSize, bytes.length);
       await this.file.write(start * this.clusterSize, bytes);
       this.endCluster = Math.max(this.endCluster, start + clusters);
       const previousTable = this.table;
       const previousOffset = this.tableOffset;
       this.table = table;
       this.tableOffset = start * this.clusterSize;
+      this.regions.add(MetadataKind.RefcountTable, this.tableOffset, bytes.length);
       try {
         for (let i = 0; i < clusters; i++) await this.set(start + i, 1);
       } catch (error) {
+        this.regions.remove(MetadataKind.RefcountTable, this.tableOffset, bytes.length);
         this.table = previousTable;
         this.tableOffset = previousOffset;
         throw error;
       }
       // Blocks allocated meanwhile were linked in the new table only; it is complete now.
       await this.onTableMoved(this.tableOffset, clusters);
+      this.regions.remove(MetadataKind.RefcountTable, old.offset, old.clusters * this.clusterSize);
     } finally {
       for (let i = 0; i < clusters; i++) this.reserved.delete(start + i);
     }

@@ -3,7 +3,7 @@ import { BlockError } from '@tsvirt/interfaces';
 import { ImageCorruptError, ImageFormatError } from '../errors.js';
 import { decodeDescriptor, makeDescriptor, readEntry } from './entries.js';
 import { MAX_L1_BYTES, readU64, writeU64 } from './format.js';
-import { type L1Entry, parseL1, serializeL1 } from './metadata.js';
+import { type L1Entry, parseL1, type Qcow2Metadata, serializeL1 } from './metadata.js';
 import type { Qcow2Backend } from './qcow2.js';
 
 /** One entry of the snapshot table. */
@@ -20,6 +20,8 @@ export interface Qcow2Snapshot {
   diskSize: number;
   /** Extra data bytes beyond what this library interprets, kept verbatim. */
   extraData: Uint8Array;
+  /** A version 3 entry without the extra data version 3 requires (the VM state size and disk size): check reports it. */
+  incomplete?: boolean;
 }
 
 /** QEMU's bounds on the snapshot table. */
@@ -30,7 +32,12 @@ const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 export async function readSnapshotTable(image: Qcow2Backend): Promise<{ snapshots: Qcow2Snapshot[]; byteLength: number }> {
-  const { header, file, clusterSize } = image.metadata;
+  return readSnapshots(image.metadata);
+}
+
+/** @internal The snapshot table of an image being opened (its metadata loaded, the backend not yet made). */
+export async function readSnapshots(metadata: Qcow2Metadata): Promise<{ snapshots: Qcow2Snapshot[]; byteLength: number }> {
+  const { header, file, clusterSize } = metadata;
   const fileSize = await file.size();
   const snapshots: Qcow2Snapshot[] = [];
   let at = header.snapshotsOffset;
@@ -61,6 +68,7 @@ export async function readSnapshotTable(image: Qcow2Backend): Promise<{ snapshot
       extraData: variable.slice(Math.min(extraSize, 16), extraSize),
       id: decoder.decode(variable.subarray(extraSize, extraSize + idSize)),
       name: decoder.decode(variable.subarray(extraSize + idSize)),
+      ...(header.version >= 3 && extraSize < 16 ? { incomplete: true } : {}),
     });
     at += Math.ceil((40 + variable.length) / 8) * 8;
   }
@@ -118,12 +126,20 @@ function find(snapshots: readonly Qcow2Snapshot[], nameOrId: string): number {
   return index;
 }
 
-/** Every host cluster an L1 table references (L2 tables, data, compressed data), with multiplicity. */
+/**
+ * Every host cluster an L1 table references (L2 tables, data, compressed
+ * data), with multiplicity. A reference past the end of the file is refused
+ * here, before any refcount changes.
+ */
 async function references(image: Qcow2Backend, l1: readonly L1Entry[]): Promise<Map<number, number>> {
   const { metadata } = image;
   const { clusterSize, l2Entries, extended, context } = metadata;
+  const fileClusters = Math.ceil((await metadata.file.size()) / clusterSize);
   const counts = new Map<number, number>();
-  const add = (cluster: number) => counts.set(cluster, (counts.get(cluster) ?? 0) + 1);
+  const add = (cluster: number) => {
+    if (cluster >= fileClusters) throw new ImageFormatError(`a table entry points at offset ${cluster * clusterSize}, past the end of the file`);
+    counts.set(cluster, (counts.get(cluster) ?? 0) + 1);
+  };
   for (const entry of l1) {
     if (entry.offset === 0) continue;
     add(entry.offset / clusterSize);
@@ -164,10 +180,7 @@ async function recomputeCopied(image: Qcow2Backend): Promise<void> {
     const entry = metadata.l1[l1Index]!;
     if (entry.offset === 0) continue;
     const tableOwned = (await refcounts.get(entry.offset / clusterSize)) === 1;
-    if (tableOwned !== entry.copied) {
-      metadata.l1[l1Index] = { offset: entry.offset, copied: tableOwned };
-      await metadata.writeL1Entry(l1Index);
-    }
+    if (tableOwned !== entry.copied) await metadata.setL1Entry(l1Index, { offset: entry.offset, copied: tableOwned });
     // Shared tables too: QEMU clears the flags of entries whose clusters became shared.
     const table = await metadata.l2Table(entry.offset);
     for (let index = 0; index < l2Entries; index++) {
@@ -185,24 +198,25 @@ async function recomputeCopied(image: Qcow2Backend): Promise<void> {
 /** Writes a new snapshot table and points the header at it; frees the old one. */
 async function replaceTable(image: Qcow2Backend, snapshots: Qcow2Snapshot[], oldLength: number): Promise<void> {
   const { metadata } = image;
-  const { header, clusterSize, refcounts, file } = metadata;
+  const { header, clusterSize, refcounts } = metadata;
   const bytes = serializeSnapshots(snapshots);
   const clusters = Math.ceil(bytes.length / clusterSize);
   const offset = clusters > 0 ? await refcounts.allocate(clusters) : 0;
   if (clusters > 0) {
     const padded = new Uint8Array(clusters * clusterSize);
     padded.set(bytes);
-    await file.write(offset, padded);
+    await metadata.writeChecked(offset, padded, 0);
   }
   const field = new Uint8Array(12);
   const view = new DataView(field.buffer);
   view.setUint32(0, snapshots.length);
   writeU64(view, 4, offset);
-  await file.write(60, field);
+  await metadata.writeHeaderField(60, field);
   const oldOffset = header.snapshotsOffset;
   const oldCount = header.snapshotCount;
   header.snapshotCount = snapshots.length;
   header.snapshotsOffset = offset;
+  await metadata.trackSnapshots({ snapshots, byteLength: bytes.length });
   if (oldCount > 0 && oldLength > 0) await refcounts.changeRange(oldOffset, oldLength, -1);
 }
 
@@ -227,7 +241,7 @@ export async function createSnapshot(image: Qcow2Backend, name: string, now = Da
     if (l1Clusters > 0) {
       const padded = new Uint8Array(l1Clusters * clusterSize);
       padded.set(l1Bytes);
-      await metadata.file.write(l1Offset, padded);
+      await metadata.writeChecked(l1Offset, padded, 0);
     }
     await recomputeCopied(image);
     const nextId = snapshots.reduce((max, snapshot) => Math.max(max, Number.parseInt(snapshot.id, 10) || 0), 0) + 1;
@@ -268,8 +282,7 @@ export async function applySnapshot(image: Qcow2Backend, nameOrId: string): Prom
     await changeReferences(image, await references(image, target), 1);
     const oldCounts = await references(image, old);
     const next = target.concat(Array.from({ length: old.length - target.length }, () => ({ offset: 0, copied: false })));
-    await metadata.file.write(metadata.header.l1TableOffset, serializeL1(next));
-    metadata.l1 = next;
+    await metadata.rewriteL1(next);
     await changeReferences(image, oldCounts, -1);
     for (const [cluster] of oldCounts) metadata.forgetL2(cluster * metadata.clusterSize);
     await recomputeCopied(image);

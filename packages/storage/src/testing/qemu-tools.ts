@@ -47,7 +47,8 @@ export class QemuTools {
 
   /** Runs qemu-img and returns its exit status and output without throwing. */
   imgStatus(args: string[]): { status: number; stdout: string; stderr: string } {
-    const result = spawnSync('qemu-img', args, { encoding: 'utf8' });
+    // A badly damaged image makes qemu-img check print an error line per entry: megabytes.
+    const result = spawnSync('qemu-img', args, { encoding: 'utf8', maxBuffer: 256 << 20 });
     return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
   }
 

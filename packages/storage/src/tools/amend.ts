@@ -6,6 +6,7 @@ import { parseL1 } from '../qcow2/metadata.js';
 import { Qcow2Backend } from '../qcow2/qcow2.js';
 import { writeRefcountStructures } from '../qcow2/refcount-order.js';
 import { readSnapshotTable } from '../qcow2/snapshots.js';
+import { refuseCorrupt } from './operations.js';
 
 export interface AmendOptions {
   compat?: '0.10' | '1.1';
@@ -35,6 +36,7 @@ export async function amendImage(path: string, options: AmendOptions): Promise<v
   try {
     const image = opened.backend;
     if (!(image instanceof Qcow2Backend)) throw new ImageToolError('only qcow2 images can be amended');
+    await refuseCorrupt(image, path, 'be amended');
     const header = image.metadata.header;
     const targetVersion = options.compat === '0.10' ? 2 : options.compat === '1.1' ? 3 : header.version;
     if (targetVersion === 2 && refcountOrder !== undefined && refcountOrder !== 4) {

@@ -463,7 +463,9 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
         return 1;
     }
   } catch (error) {
-    const message = error instanceof TsvirtError || error instanceof Error ? error.message : String(error);
+    // Every failure an image, an argument or the host can cause is a TsvirtError or a system error; anything else is a bug in tsvirt, and says so.
+    const expected = error instanceof TsvirtError || (error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string');
+    const message = expected ? (error as Error).message : `internal error (a tsvirt bug, please report it): ${error instanceof Error ? error.message : String(error)}`;
     output.stderr(`tsvirt img: ${message}\n`);
     return command === 'compare' ? 2 : 1;
   }

@@ -1,8 +1,9 @@
 import { BlockError, type BlockBackend, canDiscard, canResize, hasBlockStatus, hasSnapshots } from '@tsvirt/interfaces';
-import { ImageToolError } from '../errors.js';
+import { ImageCorruptError, ImageToolError } from '../errors.js';
 import { lockRequestFor } from '../file-locks.js';
 import { NodeImageFile } from '../image-file.js';
 import { type ImageFormat, type OpenedImage, openImage, resolveBackingPath, resolveDataFilePath } from '../open.js';
+import { checkQcow2 } from '../qcow2/check.js';
 import { createQcow2, type Qcow2CreateOptions, writeZeros } from '../qcow2/create.js';
 import { Qcow2Backend } from '../qcow2/qcow2.js';
 import { RawBackend } from '../raw.js';
@@ -206,6 +207,22 @@ export async function compareImages(a: BlockBackend, b: BlockBackend, onProgress
 }
 
 /**
+ * The tools that rework an image's metadata (snapshot, resize, commit,
+ * rebase, amend) first check it, and refuse one with errors: building on
+ * wrong refcounts or tables spreads the damage (a freed cluster still in
+ * use, a table written over data). Leaked clusters are harmless. Nothing is
+ * written to a refused image.
+ */
+export async function refuseCorrupt(backend: BlockBackend, path: string, action: string): Promise<void> {
+  if (!(backend instanceof Qcow2Backend)) return;
+  const report = await checkQcow2(backend);
+  const errors = report.corruptions + report.checkErrors;
+  if (errors > 0) {
+    throw new ImageCorruptError(`${path}: ${errors} error(s) were found on the image, so it will not ${action} (repair it first: tsvirt img check -r all ${path})`);
+  }
+}
+
+/**
  * `qemu-img commit`: writes the data allocated in the top image into its
  * backing file, then (unless `keep`) empties the top image.
  */
@@ -221,6 +238,8 @@ export async function commitImage(path: string, options: { keep?: boolean; onPro
     const baseFormat = top.backingFormat === 'raw' || top.backingFormat === 'qcow2' ? top.backingFormat : undefined;
     const base = await openImage(resolveBackingPath(path, top.backingFile), { ...(baseFormat ? { format: baseFormat } : {}), backing: false });
     try {
+      await refuseCorrupt(image, path, 'be committed');
+      await refuseCorrupt(base.backend, resolveBackingPath(path, top.backingFile), 'take a commit');
       if (base.backend.size < image.size) {
         if (!canResize(base.backend)) throw new ImageToolError('the backing file cannot grow to the top image size');
         await base.backend.resize(image.size);
@@ -274,6 +293,7 @@ export async function rebaseImage(
   try {
     if (!(opened.backend instanceof Qcow2Backend)) throw new ImageToolError('only qcow2 images have a backing file');
     const image = opened.backend;
+    await refuseCorrupt(image, path, 'be rebased');
     if (!options.unsafe) {
       let next: OpenedImage | undefined;
       if (options.backingFile !== undefined) {
@@ -325,6 +345,7 @@ export async function resizeImage(path: string, size: number, options: { shrink?
     if (size < opened.backend.size && !options.shrink) {
       throw new ImageToolError('Use the --shrink option to perform a shrink operation.');
     }
+    await refuseCorrupt(opened.backend, path, 'be resized');
     await opened.backend.resize(size, options);
   } finally {
     await opened.backend.close();
@@ -339,6 +360,7 @@ export async function snapshotImage(path: string, action: 'list' | 'create' | 'a
     if (!hasSnapshots(backend)) throw new ImageToolError(`${opened.format} images have no internal snapshots`);
     if (action === 'list') return await backend.listSnapshots();
     if (name === undefined) throw new ImageToolError('a snapshot name is needed');
+    await refuseCorrupt(backend, path, { create: 'take a snapshot', apply: 'go back to a snapshot', delete: 'lose a snapshot' }[action]);
     if (action === 'create') await backend.createSnapshot(name);
     else if (action === 'apply') await (backend as Qcow2Backend).applySnapshot(name);
     else await (backend as Qcow2Backend).deleteSnapshot(name);
