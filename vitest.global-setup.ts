@@ -1,19 +1,12 @@
-import { randomInt } from 'node:crypto';
 import { provisionGuestsForCi } from './tests/support/guests.js';
+import chooseFastCheckSeed from './vitest.seed-setup.js';
 
 /**
- * One fast-check seed for the whole run, chosen here so every worker uses the
- * same one. It is printed before any test runs; `FC_SEED=<n> pnpm test`
- * replays it exactly.
+ * The whole suite's global setup: the fast-check seed (vitest.seed-setup.ts),
+ * then, in CI, the Debian guests the boot tests need.
  */
 export default function setup(): void {
-  const given = process.env.FC_SEED;
-  if (given !== undefined && !/^-?\d+$/.test(given)) {
-    throw new Error(`FC_SEED must be an integer, got ${JSON.stringify(given)}`);
-  }
-  const seed = given === undefined ? randomInt(0, 2 ** 31 - 1) : Number(given);
-  process.env.FC_SEED = String(seed);
-  console.log(`fast-check seed: ${seed} (replay with FC_SEED=${seed})`);
+  chooseFastCheckSeed();
   // The Debian boot tests never skip in CI: fetch their kernels and busybox first.
   provisionGuestsForCi();
 }

@@ -3,9 +3,18 @@
  * in our API documentation cannot rot. An example sees the package's exports,
  * node's `assert`, and the fixtures it names in a first line
  * `// given: name, ...` (see `fixtures`).
+ *
+ * Then the READMEs: each package's README says at its top what the package
+ * is, how to install it alone (`## Install`) and has an example marked
+ * `<!-- Executed in CI -->` (scripts/readme-examples.ts), which runs here as
+ * its own program against the sources, in a fresh directory. The same
+ * examples run from the packed tarballs in tests/consumer-check.test.ts.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as interfaces from '@tsvirt/interfaces';
@@ -13,6 +22,7 @@ import { ManualClock, MapBus, MemoryBlockBackend, RecordingIrqLine } from '@tsvi
 import * as memory from '@tsvirt/memory';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { executedExamples, importedPackages, manifestOf, packagesWithCode, repositoryRoot, workspaceClosure, type ReadmeExample } from '../scripts/readme-examples.js';
 
 const packagesRoot = fileURLToPath(new URL('../packages/', import.meta.url));
 const scopes: Record<string, Record<string, unknown>> = { interfaces, memory };
@@ -79,3 +89,59 @@ for (const [name, exports] of Object.entries(scopes)) {
     }
   });
 }
+
+/** Runs one README example with tsx, resolving `@tsvirt/*` to the sources (tsconfig.check.json's paths). */
+async function runReadmeExample(example: ReadmeExample): Promise<{ status: number | null; output: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), `tsvirt-readme-${example.packageName}-`));
+  try {
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+    const file = `example.${example.language}`;
+    writeFileSync(path.join(dir, file), example.code);
+    const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('VITEST')));
+    const child = spawn(process.execPath, [tsx, '--tsconfig', path.join(repositoryRoot, 'tsconfig.check.json'), file], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { status, output };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe.each(packagesWithCode())('@tsvirt/%s README', (name) => {
+  const readme = readFileSync(path.join(packagesRoot, name, 'README.md'), 'utf8');
+  const lines = readme.split('\n');
+  const headings = lines.flatMap((line, index) => (/^## /.test(line) ? [{ line: index + 1, text: line }] : []));
+  const examples = executedExamples(name, readme);
+
+  it('says what the package is, then how to install it alone, then runs an example', () => {
+    expect(lines[0]).toBe(`# @tsvirt/${name}`);
+    expect(lines[1]).toBe('');
+    expect(lines[2], 'a paragraph saying what the package is follows the title').toMatch(/^[^#\s|`-]/);
+    expect(headings[0]?.text, 'the first section is ## Install').toBe('## Install');
+    const install = lines.slice(headings[0]!.line, headings[1]?.line ?? lines.length).join('\n');
+    expect(install).toMatch(new RegExp(`^npm install (--global )?@tsvirt/${name}\\b`, 'm'));
+    expect(examples.length, 'an example marked <!-- Executed in CI: ... --> (scripts/readme-examples.ts)').toBeGreaterThan(0);
+    expect(examples[0]!.line, 'the executed example is in ## Install or the section after it').toBeLessThan(headings[2]?.line ?? Infinity);
+  });
+
+  it('documents its ./testing export for consumers, or says it has none', () => {
+    const manifest = manifestOf(name);
+    if (manifest.exports?.['./testing'] !== undefined) expect(readme).toContain(`@tsvirt/${name}/testing`);
+    else expect(readme).toMatch(/no\s+`\.\/testing`\s+export/);
+  });
+
+  it('imports in its examples only what installing it alone brings', () => {
+    const reachable = workspaceClosure(name);
+    for (const example of examples) expect(importedPackages(example.code).filter((imported) => !reachable.includes(imported)), `README.md:${example.line}`).toEqual([]);
+  });
+
+  for (const example of examples) {
+    it(`README.md:${example.line} runs`, async () => {
+      const { status, output } = await runReadmeExample(example);
+      expect(status, output).toBe(0);
+    });
+  }
+});
