@@ -22,10 +22,14 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
   private constructor(
     private readonly file: ImageFile,
     private currentSize: number,
+    /** Where the file ends: a file of 1000 bytes is a disk of 1024, whose last 24 read as zeros. */
+    private fileEnd: number,
   ) {}
 
+  /** The disk is the file rounded up to whole 512-byte sectors, as QEMU sizes it. */
   static async open(file: ImageFile): Promise<RawBackend> {
-    return new RawBackend(file, await file.size());
+    const fileSize = await file.size();
+    return new RawBackend(file, Math.ceil(fileSize / 512) * 512, fileSize);
   }
 
   get size(): number {
@@ -43,7 +47,9 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
 
   async writeAt(offset: number, from: Uint8Array): Promise<void> {
     this.check(offset, from.length, true);
-    if (from.length > 0) await this.file.write(offset, from);
+    if (from.length === 0) return;
+    await this.file.write(offset, from);
+    this.fileEnd = Math.max(this.fileEnd, offset + from.length);
   }
 
   async discard(offset: number, length: number): Promise<void> {
@@ -58,6 +64,7 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
     for (let done = 0; done < length; done += zeros.length) {
       await this.file.write(offset + done, zeros.subarray(0, Math.min(zeros.length, length - done)));
     }
+    if (length > 0) this.fileEnd = Math.max(this.fileEnd, offset + length);
   }
 
   async resize(newSize: number, options: { shrink?: boolean } = {}): Promise<void> {
@@ -68,6 +75,7 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
     }
     await this.file.truncate(newSize);
     this.currentSize = newSize;
+    this.fileEnd = newSize;
   }
 
   async blockStatus(offset: number, length: number): Promise<BlockStatusExtent[]> {
@@ -75,9 +83,10 @@ export class RawBackend implements BlockBackend, DiscardCapable, ResizeCapable, 
     const end = Math.min(this.currentSize, offset + Math.max(0, length));
     const extents: BlockStatusExtent[] = [];
     for (let at = offset; at < end; ) {
-      // Each answer covers at least one byte, so this ends.
-      const extent = this.file.extentAt?.(at) ?? { data: true, length: end - at };
-      const stop = Math.min(end, at + extent.length);
+      // Each answer covers at least one byte, so this ends. Past the file's end, the sector's tail reads as zeros.
+      const inFile = at < this.fileEnd;
+      const extent = inFile ? (this.file.extentAt?.(at) ?? { data: true, length: this.fileEnd - at }) : { data: false, length: end - at };
+      const stop = Math.min(end, at + extent.length, inFile ? this.fileEnd : end);
       const last = extents[extents.length - 1];
       if (last !== undefined && last.allocated === extent.data) extents[extents.length - 1] = { ...last, length: stop - last.offset };
       else extents.push({ offset: at, length: stop - at, allocated: extent.data, zero: !extent.data });

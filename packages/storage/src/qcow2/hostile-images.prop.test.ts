@@ -8,7 +8,7 @@
  * corruptions, no longer openable, or the header gone). The seed is the run's
  * (printed first; `FC_SEED=<n>` replays it).
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -139,7 +139,11 @@ function judge(path: string): { openable: boolean; corruptions: number; magic: b
   const { result } = qemu!.check(path);
   const openable = 'image-end-offset' in result || 'corruptions' in result;
   const corruptions = Number(result['corruptions'] ?? 0) + Number(result['check-errors'] ?? 0);
-  return { openable, corruptions, magic: readFileSync(path).subarray(0, 4).toString('latin1') === 'QFI\xfb' };
+  const magic = Buffer.alloc(4);
+  const fd = openSync(path, 'r');
+  readSync(fd, magic, 0, 4, 0);
+  closeSync(fd);
+  return { openable, corruptions, magic: magic.toString('latin1') === 'QFI\xfb' };
 }
 
 async function bounded<T>(what: string, work: Promise<T>): Promise<T> {

@@ -177,6 +177,8 @@ export class Qcow2Metadata {
     let table = this.l2Cache.get(offset);
     if (table === undefined) {
       if (offset === 0) throw new ImageFormatError('L2 table at offset 0');
+      // A table past the end of the file is a dangling pointer: using it would write metadata far out into nothing.
+      if (offset + this.clusterSize > (await this.file.size())) throw new ImageCorruptError(`L2 table at offset ${offset} lies past the end of the file`);
       table = new Uint8Array(this.clusterSize);
       await this.file.read(offset, table);
       if (this.l2Cache.size >= this.l2CacheLimit) {

@@ -485,6 +485,10 @@ export class Qcow2Backend implements BlockBackend, DiscardCapable, ResizeCapable
     const guestBase = cluster * clusterSize;
     let inPlace = whole.kind === 'data' && (whole.copied || context.dataFile);
     if (whole.kind === 'data' && !inPlace && (await metadata.refcounts.get(whole.host / clusterSize)) === 1) inPlace = true;
+    // An entry pointing past the end of the image file is dangling: writing there would grow the file into nothing.
+    if (inPlace && whole.kind === 'data' && !context.dataFile && whole.host + clusterSize > (await metadata.file.size())) {
+      throw new ImageCorruptError(`guest cluster ${cluster} points at offset ${whole.host}, past the end of the file`);
+    }
 
     if (!extended) {
       if (inPlace && whole.kind === 'data') {

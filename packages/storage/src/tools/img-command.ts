@@ -199,7 +199,7 @@ export async function runImgCommand(argv: readonly string[], output: CommandOutp
           readOnly: repair === undefined,
           forRepair: repair !== undefined,
           ...shared(flags),
-          backing: false,
+          // As qemu-img check: a missing backing file or a backing loop means the image cannot be checked (status 1).
           ...(format(flags.get('-f')) ? { format: format(flags.get('-f'))! } : {}),
         });
         try {
