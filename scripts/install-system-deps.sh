@@ -4,7 +4,7 @@
 # that judge our image formats. Also pnpm, when it is missing. Idempotent.
 set -euo pipefail
 
-packages=(nasm gcc libc6-dev qemu-utils cpio acpica-tools libzstd-dev)
+packages=(nasm gcc libc6-dev qemu-utils cpio acpica-tools libzstd-dev e2fsprogs)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -22,6 +22,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 export const guestsDir = path.join(root, '.guests');
 
 export interface GuestManifest {
+  /** Set on a default build; `existingGuest` rebuilds anything else. */
+  readonly kitVersion?: number;
   readonly arch: GuestArch;
   readonly kernelPackage: string;
   readonly kernelVersion: string;
@@ -112,15 +114,26 @@ export function resolveModules(wanted: readonly string[], files: ReadonlyMap<str
   return order;
 }
 
-/** The guest kit's images for `arch` if .guests/ has them (built earlier by `pnpm guests`). */
+/**
+ * What every guest loads unless told otherwise: the virtio drivers tsvirt's
+ * devices need (PCI transport, block, network, entropy, console, balloon) and
+ * ext4 (with crc32c, which ext4's checksums ask the crypto API for rather than
+ * depend on). Their dependencies come from the modules' own `depends=`.
+ */
+export const DEFAULT_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'virtio-rng', 'virtio_console', 'virtio_balloon', 'crc32c_generic', 'ext4'] as const;
+/** Bumped when what a default build holds changes, so an older build in .guests/ is rebuilt. */
+const KIT_VERSION = 2;
+
+/** The guest kit's images for `arch` if .guests/ has them, built by this kit version with the default modules. */
 export function existingGuest(arch: GuestArch): GuestManifest | undefined {
   const manifestPath = path.join(guestsDir, arch, 'manifest.json');
   if (!existsSync(manifestPath)) return undefined;
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as GuestManifest;
+  if (manifest.kitVersion !== KIT_VERSION) return undefined;
   return existsSync(manifest.kernel) && existsSync(manifest.initramfs) ? manifest : undefined;
 }
 
-export function buildGuest(arch: GuestArch, modules: readonly string[] = []): GuestManifest {
+export function buildGuest(arch: GuestArch, modules: readonly string[] = DEFAULT_MODULES): GuestManifest {
   ensureArchitecture(arch);
   const work = path.join(guestsDir, 'cache', arch);
   mkdirSync(work, { recursive: true });
@@ -156,6 +169,7 @@ export function buildGuest(arch: GuestArch, modules: readonly string[] = []): Gu
   writeFileSync(path.join(out, 'vmlinuz'), readFileSync(path.join(tree, 'boot', vmlinuz)));
   writeFileSync(path.join(out, 'initramfs.cpio.gz'), gzipSync(writeCpio(entries), { level: 9 }));
   const manifest: GuestManifest = {
+    kitVersion: modules === DEFAULT_MODULES ? KIT_VERSION : undefined,
     arch,
     kernelPackage,
     kernelVersion,
@@ -170,9 +184,9 @@ export function buildGuest(arch: GuestArch, modules: readonly string[] = []): Gu
   return manifest;
 }
 
-function parseArguments(argv: readonly string[]): { arches: GuestArch[]; modules: string[] } {
+function parseArguments(argv: readonly string[]): { arches: GuestArch[]; modules: readonly string[] } {
   let arches: GuestArch[] = ['amd64', 'i386'];
-  let modules: string[] = [];
+  let modules: readonly string[] = DEFAULT_MODULES;
   for (let i = 0; i < argv.length; i++) {
     const argument = argv[i]!;
     const value = argv[i + 1];
@@ -181,10 +195,10 @@ function parseArguments(argv: readonly string[]): { arches: GuestArch[]; modules
       arches = value === 'all' ? ['amd64', 'i386'] : [value];
       i++;
     } else if (argument === '--modules' && value !== undefined) {
-      modules = value.split(',').filter(Boolean);
+      modules = value === 'none' ? [] : value.split(',').filter(Boolean);
       i++;
     } else {
-      throw new Error(`unknown argument ${argument}; usage: pnpm guests [--arch amd64|i386|all] [--modules name,name]`);
+      throw new Error(`unknown argument ${argument}; usage: pnpm guests [--arch amd64|i386|all] [--modules name,name|none]`);
     }
   }
   return { arches, modules };

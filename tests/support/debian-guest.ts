@@ -28,11 +28,17 @@ const CLI = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.
  * speed: vitest's module transform makes every cross-module call in the
  * interpreter several times slower.
  */
-export async function bootWithCommands(manifest: GuestManifest, commands: readonly string[], options: { cpuModel?: CpuModelName } = {}): Promise<GuestRun> {
+export async function bootWithCommands(
+  manifest: GuestManifest,
+  commands: readonly string[],
+  options: { cpuModel?: CpuModelName; realTime?: boolean; args?: readonly string[] } = {},
+): Promise<GuestRun> {
   const directory = mkdtempSync(path.join(tmpdir(), 'tsvirt-boot-'));
   const consoleFile = path.join(directory, 'console.txt');
   try {
-    const args = [CLI, 'run', '--kernel', manifest.kernel, '--initrd', manifest.initramfs, '--memory', '256M', '--deterministic', '--serial', `file:${consoleFile}`];
+    const args = [CLI, 'run', '--kernel', manifest.kernel, '--initrd', manifest.initramfs, '--memory', '256M', '--serial', `file:${consoleFile}`];
+    if (options.realTime !== true) args.push('--deterministic');
+    args.push(...(options.args ?? []));
     args.push('--append', `console=ttyS0 panic=-1 tsvirt.run="${commands.join(';')}"`);
     if (options.cpuModel !== undefined) args.push('--cpu', options.cpuModel);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });

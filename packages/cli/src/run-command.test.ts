@@ -64,6 +64,8 @@ describe('tsvirt run arguments', () => {
       noReboot: true,
       serial: { kind: 'tcp', host: '127.0.0.1', port: 4555 },
       deterministic: false,
+      drives: [],
+      devices: [],
     });
     expect(parseMemorySize('512')).toBe(512 << 20);
     // QEMU's feature switches: kvmclock is on in qemu64 and can be turned off either way.
@@ -88,6 +90,13 @@ describe('tsvirt run arguments', () => {
       [['--kernel', 'k', '--cpu', 'qemu64,kvmclock=maybe'], /'kvmclock=maybe' is not one of/],
       [['--kernel', 'k', '--serial', 'pty'], /--serial: 'pty'/],
       [['--kernel', 'k', '--frobnicate'], /unknown argument '--frobnicate'/],
+      [['--kernel', 'k', '--drive', 'format=raw'], /--drive: 'file' is required/],
+      [['--kernel', 'k', '--drive', 'file=a.img'], /if=ide \(QEMU's default\) needs an IDE controller/],
+      [['--kernel', 'k', '--drive', 'file=a.img,if=virtio,frob=1'], /--drive: unknown option 'frob'/],
+      [['--kernel', 'k', '--drive', 'file=a.img,if=virtio,cache=fast'], /cache=fast is not one of writeback/],
+      [['--kernel', 'k', '--device', 'e1000'], /'e1000' is not a device tsvirt has \(known: virtio-blk-pci, virtio-rng-pci\)/],
+      [['--kernel', 'k', '--device', 'virtio-blk-pci'], /drive=ID is required/],
+      [['--kernel', 'k', '--device', 'virtio-rng-pci,max-bytes=5'], /unknown option 'max-bytes'/],
       [['--kernel'], /--kernel needs a value/],
     ] as const) {
       expect(() => parseRunArguments(argv), String(argv)).toThrow(UsageError);
@@ -233,5 +242,31 @@ describe.skipIf(!nasmAvailable() && !process.env.CI)('tsvirt run with a kernel',
     const result = spawnSync(process.execPath, [bin, 'run', '--kernel', kernel, '--memory', '64M'], { encoding: 'utf8', input: '' });
     expect(result.status).toBe(65);
     expect(result.stdout).toBe('tsvirt run works\n');
+  });
+});
+
+describe('tsvirt run --drive and --device', () => {
+  it("reads QEMU's sub-options, with ,, for a comma in a value", () => {
+    const args = parseRunArguments(['--kernel', 'k', '--drive', 'file=/images/a,,b.qcow2,format=qcow2,if=none,id=root,readonly=on,cache=unsafe,discard=unmap', '--device', 'virtio-blk-pci,drive=root,serial=S1', '--device=virtio-rng-pci']);
+    expect(args.drives).toEqual([{ id: 'root', file: '/images/a,b.qcow2', format: 'qcow2', interface: 'none', readOnly: true, cache: 'unsafe', discard: 'unmap' }]);
+    expect(args.devices).toEqual([{ driver: 'virtio-blk-pci', drive: 'root', serial: 'S1' }, { driver: 'virtio-rng-pci' }]);
+    expect(parseRunArguments(['--kernel', 'k', '--drive', 'file=x,if=virtio']).drives[0]).toMatchObject({ id: 'drive0', format: undefined, readOnly: false, cache: 'writeback', discard: 'ignore' });
+  });
+
+  it('refuses drives no device uses, devices without their drive, and a drive used twice, before the guest runs', async () => {
+    const image = path.join(dir, 'disk.raw');
+    writeFileSync(image, new Uint8Array(1 << 20));
+    const kernel = path.join(dir, 'not-booted');
+    writeFileSync(kernel, 'x');
+    for (const [extra, message] of [
+      [['--drive', `file=${image},format=raw,if=none,id=d`], /no --device uses drive 'd'/],
+      [['--device', 'virtio-blk-pci,drive=nothing'], /no --drive with id 'nothing'/],
+      [['--drive', `file=${image},format=raw,if=none,id=d`, '--device', 'virtio-blk-pci,drive=d', '--device', 'virtio-blk-pci,drive=d'], /drive 'd' is already in use/],
+      [['--drive', `file=${path.join(dir, 'missing.qcow2')},if=virtio`], /--drive .*missing\.qcow2: /],
+    ] as const) {
+      const result = await cli('run', '--kernel', kernel, '--memory', '64M', ...extra);
+      expect(result.status, extra.join(' ')).toBe(2);
+      expect(result.stderr, extra.join(' ')).toMatch(message);
+    }
   });
 });

@@ -2,10 +2,11 @@ import { constants, readFileSync, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { FileBackend, StdioBackend, TcpClientBackend } from '@tsvirt/devices-emulated';
-import type { CharacterBackend } from '@tsvirt/interfaces';
-import type { CommandOutput } from '@tsvirt/storage';
+import type { BlockBackend, CharacterBackend } from '@tsvirt/interfaces';
+import { type CommandOutput, openImage } from '@tsvirt/storage';
 import { PcMachine, type MachineExit } from '@tsvirt/vm';
 import { parseCpuModel, type CpuModel } from '@tsvirt/x86-core';
+import { buildDevices, DeviceOptionError, type DeviceSpec, type DriveSpec, parseDevice, parseDrive } from './device-options.js';
 
 export type SerialSpec = { readonly kind: 'stdio' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
@@ -19,12 +20,15 @@ export interface RunArguments {
   readonly noReboot: boolean;
   readonly serial: SerialSpec;
   readonly deterministic: boolean;
+  readonly drives: readonly DriveSpec[];
+  readonly devices: readonly DeviceSpec[];
 }
 
 /** A bad command line: the message is the whole one-line explanation. */
 export class UsageError extends Error {}
 
-export const RUN_USAGE = 'usage: tsvirt run --kernel FILE [--initrd FILE] [--append TEXT] [--memory SIZE] [--cpu MODEL[,+FEATURE|,-FEATURE]...] [--no-reboot] [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]';
+export const RUN_USAGE =
+  'usage: tsvirt run --kernel FILE [--initrd FILE] [--append TEXT] [--memory SIZE] [--cpu MODEL[,+FEATURE|,-FEATURE]...] [--drive file=PATH,if=virtio|none,...] [--device virtio-blk-pci,drive=ID|virtio-rng-pci] [--no-reboot] [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]';
 
 /** QEMU's -m: a number of MiB, or a number with a k/M/G/T suffix. */
 export function parseMemorySize(text: string): number {
@@ -49,6 +53,16 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
   const valued = new Set(['--kernel', '--initrd', '--append', '--memory', '--cpu', '--serial']);
   const values = new Map<string, string>();
   const flags = new Set<string>();
+  const drives: DriveSpec[] = [];
+  const devices: DeviceSpec[] = [];
+  const subOptions = (parse: () => void) => {
+    try {
+      parse();
+    } catch (error) {
+      if (error instanceof DeviceOptionError) throw new UsageError(error.message);
+      throw error;
+    }
+  };
   for (let i = 0; i < argv.length; i++) {
     const argument = argv[i]!;
     const equals = argument.indexOf('=');
@@ -57,6 +71,10 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
       const value = equals > 0 && argument.startsWith('--') ? argument.slice(equals + 1) : argv[++i];
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       values.set(name, value);
+    } else if (name === '--drive' || name === '--device') {
+      const value = equals > 0 && argument.startsWith('--') ? argument.slice(equals + 1) : argv[++i];
+      if (value === undefined) throw new UsageError(`${name} needs a value`);
+      subOptions(() => (name === '--drive' ? drives.push(parseDrive(value, drives.length)) : devices.push(parseDevice(value))));
     } else if (name === '--no-reboot' || name === '--deterministic') flags.add(name);
     else throw new UsageError(`unknown argument '${argument}'; ${RUN_USAGE}`);
   }
@@ -77,7 +95,28 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
     noReboot: flags.has('--no-reboot'),
     serial: parseSerial(values.get('--serial') ?? 'stdio'),
     deterministic: flags.has('--deterministic'),
+    drives,
+    devices,
   };
+}
+
+/** Opens every drive's image (with QEMU's locks) before the guest runs; a failure closes what was opened. */
+async function openDrives(drives: readonly DriveSpec[]): Promise<Map<string, BlockBackend>> {
+  const opened = new Map<string, BlockBackend>();
+  try {
+    for (const drive of drives) {
+      try {
+        const image = await openImage(drive.file, { readOnly: drive.readOnly, ...(drive.format === undefined ? {} : { format: drive.format }) });
+        opened.set(drive.id, image.backend);
+      } catch (error) {
+        throw new UsageError(`--drive ${drive.file}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return opened;
+  } catch (error) {
+    for (const backend of opened.values()) await backend.close();
+    throw error;
+  }
 }
 
 /** Options of `runVm` that are about the host rather than the command line; tests set them. */
@@ -237,6 +276,15 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
   }
   const kernel = await readBootFile(args.kernel, 'kernel', KERNEL_SIZE_LIMIT);
   const initrd = args.initrd === undefined ? undefined : await readBootFile(args.initrd, 'initrd', INITRD_SIZE_LIMIT);
+  const backends = await openDrives(args.drives);
+  try {
+    // Checked once before the guest runs; each boot (after a reset) gets fresh devices on the same disks.
+    buildDevices(args.drives, args.devices, backends);
+  } catch (error) {
+    for (const backend of backends.values()) await backend.close();
+    if (error instanceof DeviceOptionError) throw new UsageError(error.message);
+    throw error;
+  }
   let machine: PcMachine | undefined;
   let escape = false;
   let serial: CharacterBackend & { close?: () => unknown };
@@ -272,6 +320,7 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
         cpuModel: args.cpu,
         clockMode: args.deterministic ? 'deterministic' : 'realtime',
         serial,
+        pciDevices: buildDevices(args.drives, args.devices, backends),
       });
       const exit: MachineExit = await machine.run();
       switch (exit.kind) {
@@ -293,5 +342,6 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
     }
   } finally {
     await serial.close?.();
+    for (const backend of backends.values()) await backend.close();
   }
 }

@@ -120,6 +120,11 @@ export class StateReader {
     return value as number[];
   }
 
+  /** A field as saved, for a nested component whose own `restore` validates it. */
+  raw(name: string): unknown {
+    return this.record[name];
+  }
+
   /** A nested record. */
   child(name: string): StateReader {
     return StateReader.of(this.record[name], this.at(name));

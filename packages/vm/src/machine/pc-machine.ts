@@ -1,4 +1,4 @@
-import { type CharacterBackend, type ClockMode, type Observer, ignoreEvents } from '@tsvirt/interfaces';
+import { type CharacterBackend, type ClockMode, type Observer, type PciDevice, ignoreEvents } from '@tsvirt/interfaces';
 import { GuestRam } from '@tsvirt/memory';
 import { Cpu, Reg, Seg, type CpuEvent, type CpuModel, type CpuModelName, type RunResult } from '@tsvirt/x86-core';
 import { VirtualClock } from '../clock/virtual-clock.js';
@@ -27,7 +27,17 @@ export interface PcMachineOptions {
   /** Wall-clock start for the RTC (ms since the epoch); deterministic runs default to 2000-01-01. */
   readonly startTime?: number;
   readonly events?: Observer<MachineEvent>;
+  /**
+   * PCI devices to plug (virtio devices, say), in slots 2, 3, … in this order,
+   * as QEMU places `-device`s without an address. Devices whose requests run
+   * on the host (disks) complete in host time, so a deterministic run with
+   * them is not replayed exactly.
+   */
+  readonly pciDevices?: readonly PciDevice[];
 }
+
+/** The first slot QEMU's pc gives a `-device` (0 is the host bridge, 1 the PIIX3). */
+const FIRST_DEVICE_SLOT = 2;
 
 /** Why a machine stopped running. */
 export type MachineExit =
@@ -115,6 +125,10 @@ export class PcMachine {
       events: (event) => this.events({ kind: 'cpu', event }),
     });
     this.platform.attachProcessor(0, this.cpu);
+    (options.pciDevices ?? []).forEach((device, index) => {
+      if (FIRST_DEVICE_SLOT + index > 31) throw new BootError(`${options.pciDevices!.length} PCI devices do not fit in the 30 free slots`);
+      this.platform.pciBus.plug(device, FIRST_DEVICE_SLOT + index);
+    });
     this.programMtrrs(ramBelow4G);
 
     const firmware = installPcFirmware(this.memory, regions, defaultAcpiConfig);

@@ -1,0 +1,1 @@
+export { TestPciContext, type TestCompletion, type TestRequest, VirtioTestDriver, type VirtioTestDriverOptions } from './virtio-test-driver.js';
