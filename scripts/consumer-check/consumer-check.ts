@@ -215,7 +215,7 @@ async function makeFixtures(dir: string, steps: Step[]): Promise<boolean> {
     ['qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', '-c', '-o', 'compression_type=zstd', 'data.raw', 'zstd.qcow2']],
     ['qemu-img', ['create', '-f', 'qcow2', '-b', 'plain.qcow2', '-F', 'qcow2', 'overlay.qcow2']],
     ['qemu-io', ['-c', 'write -P 0x5a 1M 64k', 'overlay.qcow2']],
-    ['nasm', ['-f', 'bin', '-o', 'ticking-kernel.elf', path.join(here, 'fixtures', 'ticking-kernel.asm')]],
+    ['nasm', ['-f', 'bin', '-o', 'ticking-kernel.elf', path.join(here, '..', '..', 'packages', 'vm', 'src', 'machine', 'ticking-kernel.asm')]],
   ];
   for (const [command, args] of commands) {
     if (!(await step(steps, `fixture: ${command} ${args.join(' ')}`, () => run(command, args, dir)))) return false;

@@ -1,6 +1,6 @@
 /**
  * A consumer of @tsvirt/vm (with the packages it brings; scripts/consumer-check):
- * boots the multiboot test kernel (fixtures/ticking-kernel.asm, assembled by
+ * boots the multiboot test kernel (packages/vm/src/machine/ticking-kernel.asm, assembled by
  * nasm) on the pc machine: it greets on COM1, takes three PIT ticks through the
  * PIC while halted and leaves through isa-debug-exit. Deterministic runs replay
  * exactly; a real-time run ends the same way.

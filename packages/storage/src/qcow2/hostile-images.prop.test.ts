@@ -205,6 +205,18 @@ function spawnIo(image: string, command: string): void {
 
 let serial = 0;
 
+/** A fresh copy of one of the bases with one field damaged. */
+function damagedCopy(bases: readonly Base[], baseIndex: number, fieldIndex: number, mutation: Mutation): { base: Base; field: Field; path: string } {
+  const base = bases[baseIndex % bases.length]!;
+  const field = base.fields[fieldIndex % base.fields.length]!;
+  const path = join(dir, `case-${serial++}.qcow2`);
+  copyFileSync(base.path, path);
+  const bytes = readFileSync(path);
+  mutate(bytes, base, field, mutation);
+  writeFileSync(path, bytes);
+  return { base, field, path };
+}
+
 function describeMutation(mutation: Mutation): string {
   return JSON.stringify(mutation, (_key, value: unknown) => (typeof value === 'bigint' ? `0x${value.toString(16)}` : value));
 }
@@ -221,13 +233,7 @@ describe.skipIf(qemu === undefined)(`hostile qcow2 images through every tool${qe
   it('img check finds at least what qemu-img check finds (exit status 0 clean, 3 leaks, 2 corrupt, 1 cannot be checked)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.nat(), fc.nat(), mutations, async (baseIndex, fieldIndex, mutation) => {
-        const base = bases[baseIndex % bases.length]!;
-        const field = base.fields[fieldIndex % base.fields.length]!;
-        const path = join(dir, `case-${serial++}.qcow2`);
-        copyFileSync(base.path, path);
-        const bytes = readFileSync(path);
-        mutate(bytes, base, field, mutation);
-        writeFileSync(path, bytes);
+        const { base, field, path } = damagedCopy(bases, baseIndex, fieldIndex, mutation);
         const theirs = qemu!.check(path).status;
         const ours = (await img('check', path)).code;
         const context = `${base.name} with ${field.what} ${describeMutation(mutation)}`;
@@ -244,13 +250,7 @@ describe.skipIf(qemu === undefined)(`hostile qcow2 images through every tool${qe
     it(`${tool}: no internal error or hang, and qemu-img check never worse afterwards`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.nat(), fc.nat(), mutations, async (baseIndex, fieldIndex, mutation) => {
-          const base = bases[baseIndex % bases.length]!;
-          const field = base.fields[fieldIndex % base.fields.length]!;
-          const path = join(dir, `case-${serial++}.qcow2`);
-          copyFileSync(base.path, path);
-          const bytes = readFileSync(path);
-          mutate(bytes, base, field, mutation);
-          writeFileSync(path, bytes);
+          const { base, field, path } = damagedCopy(bases, baseIndex, fieldIndex, mutation);
           const before = judge(path);
           await TOOLS[tool]!(path);
           const after = judge(path);

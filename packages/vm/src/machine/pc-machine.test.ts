@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { PipeBackend } from '@tsvirt/devices-emulated';
 import { guestAddress } from '@tsvirt/interfaces';
 import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
@@ -8,85 +9,9 @@ import { PcMachine } from './pc-machine.js';
 /**
  * A multiboot kernel that greets on COM1, takes three PIT ticks through the
  * 8259 and an IDT of its own while halted, then reports the tick count
- * through isa-debug-exit.
+ * through isa-debug-exit (the consumer check boots the same file).
  */
-const tickingKernel = `
-bits 32
-org 0x100000
-header: dd 0x1BADB002, 0x00010000, -(0x1BADB002 + 0x00010000)
-        dd header, 0x100000, 0, end_of_image, start
-%macro outb 2
-  mov dx, %1
-  mov al, %2
-  out dx, al
-%endmacro
-start:
-  lgdt [gdtr]
-  jmp 0x08:reload
-reload:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov esp, 0x200000
-  outb 0x3fb, 0x03          ; 8N1
-  mov esi, message
-.print:
-  lodsb
-  test al, al
-  jz .printed
-  mov dx, 0x3f8
-  out dx, al
-  jmp .print
-.printed:
-  mov eax, irq0
-  mov [idt + 0x20 * 8], ax
-  mov word [idt + 0x20 * 8 + 2], 0x08
-  mov word [idt + 0x20 * 8 + 4], 0x8e00
-  shr eax, 16
-  mov [idt + 0x20 * 8 + 6], ax
-  lidt [idtr]
-  outb 0x20, 0x11
-  outb 0x21, 0x20
-  outb 0x21, 0x04
-  outb 0x21, 0x01
-  outb 0xa0, 0x11
-  outb 0xa1, 0x28
-  outb 0xa1, 0x02
-  outb 0xa1, 0x01
-  outb 0x21, 0xfe           ; only IRQ 0
-  outb 0xa1, 0xff
-  outb 0x43, 0x34           ; PIT channel 0, mode 2
-  outb 0x40, 0x9c           ; 11932 = 10 ms
-  outb 0x40, 0x2e
-  sti
-.wait:
-  hlt
-  cmp dword [ticks], 3
-  jb .wait
-  cli
-  mov al, [ticks]
-  out 0xf4, al
-  hlt
-irq0:
-  push eax
-  inc dword [ticks]
-  mov al, 0x20
-  out 0x20, al
-  pop eax
-  iretd
-message: db "hello from the guest", 10, 0
-align 8
-gdt: dq 0, 0x00cf9a000000ffff, 0x00cf92000000ffff
-gdtr: dw 23
-      dd gdt
-idtr: dw 256 * 8 - 1
-      dd idt
-ticks: dd 0
-align 8
-idt: times 256 dq 0
-end_of_image:
-`;
+const tickingKernel = readFileSync(new URL('./ticking-kernel.asm', import.meta.url), 'utf8');
 
 describe.skipIf(!nasmAvailable() && !process.env.CI)('PcMachine', () => {
   it('boots a multiboot kernel that uses COM1, the PIC, the PIT and isa-debug-exit', async () => {
