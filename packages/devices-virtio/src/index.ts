@@ -1,5 +1,6 @@
 export { type VirtioDevice, type VirtioDeviceContext } from './device.js';
 export { BlockFeature, VirtioBlk, type VirtioBlkOptions } from './block/virtio-blk.js';
+export { ConsoleFeature, VirtioConsole, type VirtioConsoleOptions, type VirtioConsolePort } from './console/virtio-console.js';
 export { VirtioPci, type VirtioPciOptions, type VirtioPciState } from './pci/virtio-pci.js';
 export { type DescriptorBuffer, type DescriptorChain, QueueError, readFromChain, SplitQueue, type SplitQueueState, writeToChain } from './queue/split-queue.js';
 export { VirtioRng, type VirtioRngOptions } from './rng/virtio-rng.js';
