@@ -8,7 +8,8 @@ import type { Feature } from '../decoder/opcode-entry.js';
 import { buildOpcodeTable } from '../decoder/opcode-table.js';
 import { assemble, nasmAvailable } from '../testing/assemble.js';
 import { InterpreterCaseRunner } from '../testing/interpreter-case.js';
-import { HostOracle, ORACLE_MEMORY_BASE, ORACLE_XMM_SIZE, type OracleCase, Reg } from '../testing/oracle/index.js';
+import { ORACLE_MEMORY_BASE, ORACLE_XMM_SIZE, type OracleCase, Reg } from '../testing/oracle/index.js';
+import { oracleForTests } from '../testing/oracle/oracle-for-tests.js';
 import { integerBits, simdCase, simdDifference, xmmText } from '../testing/simd-oracle.js';
 
 /*
@@ -21,8 +22,7 @@ import { integerBits, simdCase, simdDifference, xmmText } from '../testing/simd-
  * load MM0–MM3 from memory first and store them back (then EMMS).
  */
 
-const oracle = nasmAvailable() ? await HostOracle.create() : { unavailable: 'nasm is missing' };
-const available = !('unavailable' in oracle);
+const host = await oracleForTests({ suite: 'the integer SIMD host-oracle tests' });
 const FEATURES: Feature[] = ['fxsr', 'sse', 'sse2', 'sse3', 'mmx', 'ssse3', 'sse4_1', 'sse4_2'];
 const MODEL = { ...TSVIRT_MAX, features: new Set([...TSVIRT_MAX.features, ...FEATURES]) };
 const runner = new InterpreterCaseRunner(MODEL);
@@ -120,8 +120,7 @@ function suite(name: string, templates: readonly Template[], perTemplate = 6): v
   const compiled = compile(templates);
   const cases = fc.tuple(...compiled.map((template) => fc.array(caseFor(template), { minLength: perTemplate, maxLength: perTemplate }))).map((lists) => lists.flat());
   test.prop([cases], { numRuns: 1, endOnFailure: true })(name, async (batch) => {
-    if ('unavailable' in oracle) throw new Error(oracle.unavailable);
-    const results = await oracle.run(batch);
+    const results = await host.require().run(batch);
     batch.forEach((oracleCase, index) => {
       const template = compiled[Math.floor(index / perTemplate)]!;
       const host = results[index]!;
@@ -203,11 +202,14 @@ const LEGACY_32_MMX: Template[] = [
   { body: 'paddw mm0, mm1' }, { body: 'movd eax, mm2' }, { body: 'maskmovq mm1, mm2' }, { body: 'psllq mm0, [ebx+0x100]' }, { body: 'movd mm3, esi' },
 ].map((template) => ({ ...template, mmx: true, bits: 32 as const }));
 
-describe.skipIf(!available && !process.env.CI)('integer SIMD on the host CPU', () => {
+describe.skipIf(host.skip)('integer SIMD on the host CPU', () => {
   suite('MMX and its SSE/SSE2/SSSE3 extensions', MMX_TEMPLATES);
   suite('SSE2, SSSE3 and SSE4.1 on XMM registers', XMM_TEMPLATES);
   suite('SSE4.2 string compares', STRING_COMPARE, 60);
   suite('CRC32', CRC32, 12);
+});
+
+describe.skipIf(host.skip32)('integer SIMD on the host CPU, 32-bit code', () => {
   suite('32-bit code', [...LEGACY_32, ...LEGACY_32_MMX], 8);
 });
 

@@ -4,7 +4,8 @@ import { TSVIRT_MAX } from '../cpuid/models.js';
 import type { Feature } from '../decoder/opcode-entry.js';
 import { assemble, nasmAvailable } from '../testing/assemble.js';
 import { InterpreterCaseRunner } from '../testing/interpreter-case.js';
-import { HostOracle, type OracleCase } from '../testing/oracle/index.js';
+import type { HostOracle, OracleCase } from '../testing/oracle/index.js';
+import { oracleForTests } from '../testing/oracle/oracle-for-tests.js';
 import { integerBits, mxcsrValue, simdCase, simdDifference, simdMemory, xmmImage, xmmText } from '../testing/simd-oracle.js';
 
 /*
@@ -16,7 +17,7 @@ import { integerBits, mxcsrValue, simdCase, simdDifference, simdMemory, xmmImage
  * must the exception (#XM, #GP for misaligned operands).
  */
 
-const oracle = nasmAvailable() ? await HostOracle.create() : { unavailable: 'nasm is missing' };
+const host = await oracleForTests({ suite: 'the SSE floating-point host-oracle tests' });
 const SIMD: Feature[] = ['fxsr', 'sse', 'sse2', 'sse3', 'sse4_1', 'mmx'];
 const runner = new InterpreterCaseRunner({ ...TSVIRT_MAX, features: new Set([...TSVIRT_MAX.features, ...SIMD]) });
 
@@ -104,12 +105,11 @@ function compareAll(templates: readonly string[], codes: Uint8Array[], cases: Or
 function suite(name: string, templates: readonly string[], runs = 4, bits: 64 | 32 = 64): void {
   const { codes, cases } = templateCases(templates, bits);
   test.prop([cases], { numRuns: runs, endOnFailure: true })(name, async (batch) => {
-    if ('unavailable' in oracle) return;
-    compareAll(templates, codes, batch, await oracle.run(batch));
+    compareAll(templates, codes, batch, await host.require().run(batch));
   }, 60_000);
 }
 
-describe.skipIf('unavailable' in oracle)('SSE floating point on the host CPU', () => {
+describe.skipIf(host.skip)('SSE floating point on the host CPU', () => {
   suite('moves', MOVES);
   suite('arithmetic: ADD SUB MUL DIV MIN MAX SQRT', ARITHMETIC, 8);
   suite('CMPPS/PD/SS/SD (all predicates), COMISS/SD, UCOMISS/SD', COMPARE, 6);
@@ -117,6 +117,9 @@ describe.skipIf('unavailable' in oracle)('SSE floating point on the host CPU', (
   suite('CVT*', CONVERT, 8);
   suite('SSE3 ADDSUB, HADD, HSUB', SSE3, 4);
   suite('SSE4.1 ROUND, DPPS/PD, BLEND(V)PS/PD, INSERTPS, EXTRACTPS', SSE41, 6);
+});
+
+describe.skipIf(host.skip32)('SSE floating point on the host CPU, 32-bit code', () => {
   suite('32-bit code', LEGACY_32, 2, 32);
 });
 
@@ -140,11 +143,10 @@ function isSpecial(bits: number): boolean {
   return field === 0xff || (bits & 0x7fffffff) === 0;
 }
 
-describe.skipIf('unavailable' in oracle)('SSE approximations on the host CPU', () => {
+describe.skipIf(host.skip)('SSE approximations on the host CPU', () => {
   const { codes, cases } = templateCases(APPROXIMATIONS);
   test.prop([cases], { numRuns: 4, endOnFailure: true })('RCP and RSQRT are within 1.5 * 2^-12, specials exact', async (batch) => {
-    if ('unavailable' in oracle) return;
-    const results = await oracle.run(batch);
+    const results = await host.require().run(batch);
     batch.forEach((oracleCase, index) => {
       const host = results[index]!;
       const mine = runner.run(oracleCase);

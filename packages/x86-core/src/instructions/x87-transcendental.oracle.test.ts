@@ -7,7 +7,8 @@ import {
 import { anyExtended, type ExtendedPattern, normalExtended, x87Control } from '../fpu/softfloat/testing-arbitraries.js';
 import { assemble, nasmAvailable } from '../testing/assemble.js';
 import { InterpreterCaseRunner } from '../testing/interpreter-case.js';
-import { HostOracle, ORACLE_MEMORY_BASE, type OracleCase, Reg } from '../testing/oracle/index.js';
+import { ORACLE_MEMORY_BASE, type OracleCase, Reg } from '../testing/oracle/index.js';
+import { oracleForTests } from '../testing/oracle/oracle-for-tests.js';
 
 /*
  * The x87 transcendentals and FISTTP against the host CPU, as in
@@ -37,7 +38,7 @@ import { HostOracle, ORACLE_MEMORY_BASE, type OracleCase, Reg } from '../testing
  * with PE).
  */
 
-const oracle = nasmAvailable() ? await HostOracle.create() : { unavailable: 'nasm is missing' };
+const host = await oracleForTests({ suite: 'the x87 transcendental host-oracle tests' });
 const runner = new InterpreterCaseRunner({ ...TSVIRT_MAX, features: new Set([...TSVIRT_MAX.features, 'sse3' as const]) });
 
 const CONTROL = 0x00;
@@ -221,10 +222,9 @@ const anyCase = fc.integer({ min: 0, max: OPERATIONS.length - 1 }).chain(transce
 
 const hex = (bytes: Uint8Array): string => [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
 
-describe.skipIf('unavailable' in oracle)('x87 transcendentals and FISTTP on the host CPU', () => {
+describe.skipIf(host.skip)('x87 transcendentals and FISTTP on the host CPU', () => {
   test.prop([fc.array(anyCase, { minLength: 500, maxLength: 500 })], { numRuns: 10, endOnFailure: true })('bit for bit, or within one ulp next to a rounding boundary', async (cases) => {
-    if ('unavailable' in oracle) return;
-    const results = await oracle.run(cases.map((item) => item.oracleCase));
+    const results = await host.require().run(cases.map((item) => item.oracleCase));
     // Mismatches are collected so that one run reports them together.
     const failures: string[] = [];
     const check = (condition: boolean, message: string): void => {

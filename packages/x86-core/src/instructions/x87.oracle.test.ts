@@ -4,7 +4,8 @@ import { TSVIRT_MAX } from '../cpuid/models.js';
 import { anyExtended, type ExtendedPattern, x87Control } from '../fpu/softfloat/testing-arbitraries.js';
 import { assemble, nasmAvailable } from '../testing/assemble.js';
 import { InterpreterCaseRunner } from '../testing/interpreter-case.js';
-import { ARITHMETIC_FLAGS, HostOracle, ORACLE_MEMORY_BASE, type OracleCase, Reg } from '../testing/oracle/index.js';
+import { ARITHMETIC_FLAGS, ORACLE_MEMORY_BASE, type OracleCase, Reg } from '../testing/oracle/index.js';
+import { oracleForTests } from '../testing/oracle/oracle-for-tests.js';
 
 /*
  * x87 against the host CPU. The oracle sets no x87 state, so every case does
@@ -15,7 +16,7 @@ import { ARITHMETIC_FLAGS, HostOracle, ORACLE_MEMORY_BASE, type OracleCase, Reg 
  * instruction raise #MF on both sides (the runner sets CR0.NE as Linux does).
  */
 
-const oracle = nasmAvailable() ? await HostOracle.create() : { unavailable: 'nasm is missing' };
+const host = await oracleForTests({ suite: 'the x87 host-oracle tests' });
 // FXSAVE needs FXSR, which no model advertises until the SSE state exists: a test model adds it.
 const runner = new InterpreterCaseRunner({ ...TSVIRT_MAX, features: new Set([...TSVIRT_MAX.features, 'fxsr' as const]) });
 
@@ -92,10 +93,9 @@ const x87Case: fc.Arbitrary<OracleCase> = fc
     return { bits: 64 as const, code: CODES[operation]!, registers, rflags: flags, memory };
   });
 
-describe.skipIf('unavailable' in oracle)('x87 on the host CPU', () => {
+describe.skipIf(host.skip)('x87 on the host CPU', () => {
   test.prop([fc.array(x87Case, { minLength: 400, maxLength: 400 })], { numRuns: 10, endOnFailure: true })('results, status word, TOP and flags match bit for bit', async (cases) => {
-    if ('unavailable' in oracle) return;
-    const results = await oracle.run(cases);
+    const results = await host.require().run(cases);
     cases.forEach((oracleCase, index) => {
       const host = results[index]!;
       const mine = runner.run(oracleCase);

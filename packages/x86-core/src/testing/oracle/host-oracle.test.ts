@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { HostOracle } from './host-oracle.js';
+import { oracleForTests } from './oracle-for-tests.js';
 import { oracleCase, registerValue } from './arbitraries.js';
 import {
   ARITHMETIC_FLAGS,
@@ -14,14 +15,8 @@ import {
   type OracleResult,
 } from './types.js';
 
-const created = await HostOracle.create();
-const skipReason = 'unavailable' in created ? created.unavailable : undefined;
-if (skipReason !== undefined) {
-  // CI installs the compiler, so there an unavailable oracle is a failure, not a skip.
-  if (process.env.CI) throw new Error(skipReason);
-  console.warn(`skipping host-oracle tests: ${skipReason}`);
-}
-const oracle = 'unavailable' in created ? undefined : created;
+const host = await oracleForTests({ suite: 'the host-oracle tests', nasm: false });
+const oracle = host.skip ? undefined : host.require();
 
 const base = BigInt(ORACLE_MEMORY_BASE);
 const code = ORACLE_CODE_ADDRESS;
@@ -194,6 +189,17 @@ describe.skipIf(oracle === undefined)('HostOracle (64-bit)', () => {
     await expect(oracle.run([case64(new Array<number>(300).fill(0x90), {})])).rejects.toThrow(/at most 255/);
   });
 
+  it('on a host without 32-bit user mode, refuses 32-bit cases with the reason, and create() asked for both modes is unavailable', async () => {
+    if (oracle === undefined) return;
+    const both = await HostOracle.create({ requireBits: [64, 32] });
+    if (!host.skip32) {
+      expect(both).toBeInstanceOf(HostOracle);
+      return;
+    }
+    expect(both).toEqual({ unavailable: expect.stringMatching(/compatibility mode/) });
+    await expect(oracle.run([case32([0x90], {})])).rejects.toThrow(/oracle case 0 is 32-bit, but 32-bit code does not run/);
+  });
+
   it('runs a batch of 2,000 cases in one process, each matching the flag definitions', async () => {
     if (oracle === undefined) return;
     const cases = fc.sample(
@@ -218,7 +224,7 @@ describe.skipIf(oracle === undefined)('HostOracle (64-bit)', () => {
   });
 });
 
-describe.skipIf(oracle === undefined)('HostOracle (32-bit)', () => {
+describe.skipIf(host.skip32)('HostOracle (32-bit)', () => {
   it('runs in 32-bit mode: 0x48 is dec eax, not a REX prefix', async () => {
     const result = await runOne(case32([0x48, 0x90], { eax: 0n }));
     expect(result.fault).toBeUndefined();
@@ -339,10 +345,13 @@ describe.skipIf(oracle === undefined)('HostOracle SSE cases', () => {
     expect(xmmFloats(trapped, 0)).toEqual([1, 1, 1, 1]);
   });
 
-  it('reaches xmm15 in 64-bit code; 32-bit code sees xmm0–xmm7 and reports xmm8–xmm15 as zero', async () => {
+  it('reaches xmm15 in 64-bit code', async () => {
     // movaps xmm15, xmm8 (45 0f 28 f8)
     const result64 = await runOne(case64([0x45, 0x0f, 0x28, 0xf8], {}, { xmm: xmmImage(8, [5, 6, 7, 8]) }));
     expect(xmmFloats(result64, 15)).toEqual([5, 6, 7, 8]);
+  });
+
+  it.skipIf(host.skip32)('in 32-bit code sees xmm0–xmm7 and reports xmm8–xmm15 as zero', async () => {
     // movaps xmm7, xmm0 (0f 28 f8)
     const xmm = xmmImage(0, [1, 2, 3, 4]);
     xmm.set(xmmImage(9, [9, 9, 9, 9]).subarray(144, 160), 144);

@@ -14,6 +14,7 @@
  * // result.registers[Reg.rax] === 0x80000000n; result.rflags & ARITHMETIC_FLAGS === Flag.OF | Flag.SF
  */
 export { HostOracle, type HostOracleOptions, type OracleUnavailable } from './host-oracle.js';
+export { oracleForTests, type OracleForTests, type OracleForTestsOptions } from './oracle-for-tests.js';
 export {
   ARITHMETIC_FLAGS,
   Flag,
