@@ -1,2 +1,3 @@
 export * from './isa.js';
 export * from './platform.js';
+export * from './watchdog/index.js';
