@@ -1,4 +1,5 @@
 export { type VirtioDevice, type VirtioDeviceContext } from './device.js';
+export { BALLOON_STAT_NAMES, BalloonFeature, type BalloonStatName, VirtioBalloon, type VirtioBalloonOptions } from './balloon/virtio-balloon.js';
 export { BlockFeature, VirtioBlk, type VirtioBlkOptions } from './block/virtio-blk.js';
 export { ConsoleFeature, VirtioConsole, type VirtioConsoleOptions, type VirtioConsolePort } from './console/virtio-console.js';
 export { VirtioPci, type VirtioPciOptions, type VirtioPciState } from './pci/virtio-pci.js';
