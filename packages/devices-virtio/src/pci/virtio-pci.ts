@@ -1,7 +1,6 @@
 import {
   type AccessSize,
   type BusDevice,
-  type GuestMemory,
   type PciBarDefinition,
   type PciCapability,
   type PciDevice,
@@ -9,9 +8,10 @@ import {
   type PciIdentity,
   StateReader,
 } from '@tsvirt/interfaces';
-import type { VirtioDevice, VirtioDeviceContext } from '../device.js';
-import { QueueError, SplitQueue, type SplitQueueState } from '../queue/split-queue.js';
-import { DeviceStatus, DeviceType, Feature, featureMask, hasFeature, NO_VECTOR } from '../spec.js';
+import type { VirtioDevice } from '../device.js';
+import type { SplitQueue, SplitQueueState } from '../queue/split-queue.js';
+import { DeviceType, NO_VECTOR } from '../spec.js';
+import { high, low, TransportCore, withHalf } from '../transport/transport-core.js';
 
 /** Red Hat's PCI vendor ID, which every virtio PCI device uses. */
 const VIRTIO_VENDOR = 0x1af4;
@@ -37,8 +37,6 @@ const LEGACY_BAR = 0;
 const NOTIFY_MULTIPLIER = 4;
 /** Size of the common configuration structure Linux reads (up to queue_device). */
 const COMMON_SIZE = 0x38;
-/** The ring features this transport's queues implement. */
-const RING_FEATURES = featureMask(Feature.RingIndirectDescriptors, Feature.RingEventIndex);
 
 /** QEMU's PCI class codes for virtio devices. */
 const CLASS_CODES: Readonly<Record<number, number>> = {
@@ -114,23 +112,15 @@ export class VirtioPci implements PciDevice {
   readonly bars: readonly (PciBarDefinition | undefined)[];
   readonly capabilities: readonly PciCapability[];
   readonly interruptPin = 1 as const;
-  private readonly queues: SplitQueue[];
+  private readonly core: TransportCore;
   private readonly queueVectors: number[];
-  private readonly queueEnabled: boolean[];
   private readonly vectors: number;
   private readonly transitional: boolean;
   private pci: PciDeviceContext | undefined;
-  private status = 0;
-  private deviceFeatureSelect = 0;
-  private driverFeatureSelect = 0;
-  private driverFeatures = 0n;
-  private queueSelect = 0;
   private configVector = NO_VECTOR;
-  private configGeneration = 0;
   private isr = 0;
   /** The driver uses the legacy interface (it touched the legacy BAR before DRIVER_OK). */
   private legacy = false;
-  private active = false;
 
   constructor(
     readonly device: VirtioDevice,
@@ -140,9 +130,8 @@ export class VirtioPci implements PciDevice {
     this.transitional = options.transitional ?? true;
     this.vectors = options.vectors ?? queueCount + 1;
     if (!Number.isInteger(this.vectors) || this.vectors < 1 || this.vectors > 2048) throw new RangeError(`MSI-X vectors must be 1 to 2048, not ${this.vectors}`);
-    this.queues = device.queueMaxSizes.map((size) => new SplitQueue(size));
-    this.queueVectors = this.queues.map(() => NO_VECTOR);
-    this.queueEnabled = this.queues.map(() => false);
+    this.core = new TransportCore(device, { queue: (index) => this.interrupt(this.queueVectors[index]!, 1), config: () => this.interrupt(this.configVector, 2) }, () => this.pci?.dma);
+    this.queueVectors = this.core.queues.map(() => NO_VECTOR);
     const type = device.deviceType;
     // Transitional devices have IDs 0x1000 + type - 1 (with the type as subsystem ID), modern-only ones 0x1040 + type.
     this.identity = {
@@ -179,12 +168,6 @@ export class VirtioPci implements PciDevice {
     this.resetDevice();
   }
 
-  /** What the device offers: its own features, and the transport's (VERSION_1 only on the modern interface). */
-  private offeredFeatures(legacy: boolean): bigint {
-    const offered = this.device.features | RING_FEATURES;
-    return legacy ? offered & 0xffff_ffffn : offered | featureMask(Feature.Version1);
-  }
-
   // ---- the modern interface (BAR 4) ----
 
   private modernRegisters(): BusDevice {
@@ -197,7 +180,7 @@ export class VirtioPci implements PciDevice {
   private readModern(offset: number, size: AccessSize): number {
     if (offset < ModernRegion.Isr) return offset < COMMON_SIZE ? this.readCommon(offset, size) : 0;
     if (offset < ModernRegion.Device) return offset === ModernRegion.Isr ? this.readIsr() : 0;
-    if (offset < ModernRegion.Notify) return this.readDeviceConfig(offset - ModernRegion.Device, size);
+    if (offset < ModernRegion.Notify) return this.core.readDeviceConfig(offset - ModernRegion.Device, size);
     return 0;
   }
 
@@ -205,25 +188,26 @@ export class VirtioPci implements PciDevice {
     if (offset < ModernRegion.Isr) {
       if (offset < COMMON_SIZE) this.writeCommon(offset, size, value);
     } else if (offset >= ModernRegion.Device && offset < ModernRegion.Notify) {
-      this.writeDeviceConfig(offset - ModernRegion.Device, size, value);
+      this.core.writeDeviceConfig(offset - ModernRegion.Device, size, value);
     } else if (offset >= ModernRegion.Notify) {
       const index = (offset - ModernRegion.Notify) / NOTIFY_MULTIPLIER;
-      if (Number.isInteger(index)) this.notifyQueue(index);
+      if (Number.isInteger(index)) this.core.notifyQueue(index);
     }
   }
 
   private readCommon(offset: number, size: AccessSize): number {
-    const queue = this.queues[this.queueSelect];
+    const core = this.core;
+    const queue = core.selectedQueue;
     let value: number;
     switch (offset & ~3) {
-      case 0x00: value = this.deviceFeatureSelect; break;
-      case 0x04: value = this.deviceFeatureSelect > 1 ? 0 : Number((this.offeredFeatures(false) >> BigInt(32 * this.deviceFeatureSelect)) & 0xffff_ffffn); break;
-      case 0x08: value = this.driverFeatureSelect; break;
-      case 0x0c: value = this.driverFeatureSelect > 1 ? 0 : Number((this.driverFeatures >> BigInt(32 * this.driverFeatureSelect)) & 0xffff_ffffn); break;
-      case 0x10: value = this.configVector | (this.queues.length << 16); break;
-      case 0x14: value = this.status | (this.configGeneration << 8) | (this.queueSelect << 16); break;
-      case 0x18: value = queue === undefined ? 0 : queue.size | (this.queueVectors[this.queueSelect]! << 16); break;
-      case 0x1c: value = queue === undefined ? 0 : (this.queueEnabled[this.queueSelect] ? 1 : 0) | (this.queueSelect << 16); break;
+      case 0x00: value = core.deviceFeatureSelect; break;
+      case 0x04: value = core.deviceFeatureWord(); break;
+      case 0x08: value = core.driverFeatureSelect; break;
+      case 0x0c: value = core.driverFeatureWord(); break;
+      case 0x10: value = this.configVector | (core.queues.length << 16); break;
+      case 0x14: value = core.status | (core.configGeneration << 8) | (core.queueSelect << 16); break;
+      case 0x18: value = queue === undefined ? 0 : queue.size | (this.queueVectors[core.queueSelect]! << 16); break;
+      case 0x1c: value = queue === undefined ? 0 : (core.queueEnabled[core.queueSelect] ? 1 : 0) | (core.queueSelect << 16); break;
       case 0x20: value = queue === undefined ? 0 : low(queue.descriptorTable); break;
       case 0x24: value = queue === undefined ? 0 : high(queue.descriptorTable); break;
       case 0x28: value = queue === undefined ? 0 : low(queue.availableRing); break;
@@ -236,37 +220,27 @@ export class VirtioPci implements PciDevice {
   }
 
   private writeCommon(offset: number, size: AccessSize, value: number): void {
-    const queue = this.queues[this.queueSelect];
-    const index = this.queueSelect;
+    const core = this.core;
+    const queue = core.selectedQueue;
     switch (offset) {
-      case 0x00: this.deviceFeatureSelect = value >>> 0; return;
-      case 0x08: this.driverFeatureSelect = value >>> 0; return;
-      case 0x0c:
-        // Features are fixed once FEATURES_OK is set.
-        if ((this.status & DeviceStatus.FeaturesOk) !== 0 || this.driverFeatureSelect > 1) return;
-        this.driverFeatures = setWord(this.driverFeatures, this.driverFeatureSelect, value);
-        return;
+      case 0x00: core.deviceFeatureSelect = value >>> 0; return;
+      case 0x08: core.driverFeatureSelect = value >>> 0; return;
+      case 0x0c: core.writeDriverFeatureWord(value); return;
       case 0x10: this.configVector = this.vectorOrNone(value); return;
       case 0x14: if (size === 1) this.writeStatus(value & 0xff, false); return;
-      case 0x16: this.queueSelect = value & 0xffff; return;
-      case 0x18: if (queue !== undefined && !this.queueEnabled[index]) queue.size = value & 0xffff; return;
-      case 0x1a: if (queue !== undefined) this.queueVectors[index] = this.vectorOrNone(value); return;
+      case 0x16: core.queueSelect = value & 0xffff; return;
+      case 0x18: if (queue !== undefined && core.selectedQueueWritable) queue.size = value & 0xffff; return;
+      case 0x1a: if (queue !== undefined) this.queueVectors[core.queueSelect] = this.vectorOrNone(value); return;
       case 0x1c:
-        if (queue !== undefined && (value & 1) === 1 && !this.active) this.queueEnabled[index] = true;
+        if (queue !== undefined && (value & 1) === 1 && !core.active) core.queueEnabled[core.queueSelect] = true;
         return;
       case 0x20: case 0x24: case 0x28: case 0x2c: case 0x30: case 0x34:
-        if (queue === undefined || this.queueEnabled[index]) return;
-        this.setQueueAddress(queue, offset, value >>> 0);
+        if (queue === undefined || !core.selectedQueueWritable) return;
+        setQueueAddress(queue, offset, value);
         return;
       default:
         return;
     }
-  }
-
-  private setQueueAddress(queue: SplitQueue, offset: number, value: number): void {
-    const field = offset < 0x28 ? 'descriptorTable' : offset < 0x30 ? 'availableRing' : 'usedRing';
-    const current = queue[field];
-    queue[field] = (offset & 4) === 0 ? high(current) * 0x1_0000_0000 + value : Math.min(value, 0x1f_ffff) * 0x1_0000_0000 + low(current);
   }
 
   /** MSI-X vector numbers past the table read back as NO_VECTOR, as the spec asks. */
@@ -289,34 +263,36 @@ export class VirtioPci implements PciDevice {
   }
 
   private readLegacy(offset: number, size: AccessSize): number {
+    const core = this.core;
     const configStart = this.legacyConfigStart();
-    if (offset >= configStart) return this.readDeviceConfig(offset - configStart, size);
-    const queue = this.queues[this.queueSelect];
+    if (offset >= configStart) return core.readDeviceConfig(offset - configStart, size);
+    const queue = core.selectedQueue;
     switch (offset) {
-      case Legacy.HostFeatures: return Number(this.offeredFeatures(true));
-      case Legacy.GuestFeatures: return Number(this.driverFeatures & 0xffff_ffffn);
+      case Legacy.HostFeatures: return Number(core.offeredFeatures(true));
+      case Legacy.GuestFeatures: return Number(core.driverFeatures & 0xffff_ffffn);
       case Legacy.QueuePfn: return queue === undefined ? 0 : Math.floor(queue.descriptorTable / LEGACY_ALIGN);
       case Legacy.QueueSize: return queue?.maxSize ?? 0;
-      case Legacy.QueueSelect: return this.queueSelect;
-      case Legacy.Status: return this.status;
+      case Legacy.QueueSelect: return core.queueSelect;
+      case Legacy.Status: return core.status;
       case Legacy.Isr: return this.readIsr();
       case Legacy.ConfigVector: return this.configVector;
-      case Legacy.QueueVector: return queue === undefined ? NO_VECTOR : this.queueVectors[this.queueSelect]!;
+      case Legacy.QueueVector: return queue === undefined ? NO_VECTOR : this.queueVectors[core.queueSelect]!;
       default: return 0;
     }
   }
 
   private writeLegacy(offset: number, size: AccessSize, value: number): void {
+    const core = this.core;
     const configStart = this.legacyConfigStart();
     if (offset >= configStart) {
-      this.writeDeviceConfig(offset - configStart, size, value);
+      core.writeDeviceConfig(offset - configStart, size, value);
       return;
     }
-    if (!this.active) this.legacy = true;
-    const queue = this.queues[this.queueSelect];
+    if (!core.active) this.legacy = true;
+    const queue = core.selectedQueue;
     switch (offset) {
       case Legacy.GuestFeatures:
-        if (!this.active) this.driverFeatures = BigInt(value >>> 0) & this.offeredFeatures(true);
+        if (!core.active) core.driverFeatures = BigInt(value >>> 0) & core.offeredFeatures(true);
         return;
       case Legacy.QueuePfn: {
         if (queue === undefined) return;
@@ -330,108 +306,31 @@ export class VirtioPci implements PciDevice {
         queue.descriptorTable = pfn * LEGACY_ALIGN;
         queue.availableRing = queue.descriptorTable + 16 * queue.size;
         queue.usedRing = Math.ceil((queue.availableRing + 6 + 2 * queue.size) / LEGACY_ALIGN) * LEGACY_ALIGN;
-        this.queueEnabled[this.queueSelect] = true;
+        core.queueEnabled[core.queueSelect] = true;
         return;
       }
-      case Legacy.QueueSelect: this.queueSelect = value & 0xffff; return;
-      case Legacy.QueueNotify: this.notifyQueue(value & 0xffff); return;
+      case Legacy.QueueSelect: core.queueSelect = value & 0xffff; return;
+      case Legacy.QueueNotify: core.notifyQueue(value & 0xffff); return;
       case Legacy.Status: this.writeStatus(value & 0xff, true); return;
       case Legacy.ConfigVector: this.configVector = this.vectorOrNone(value); return;
-      case Legacy.QueueVector: if (queue !== undefined) this.queueVectors[this.queueSelect] = this.vectorOrNone(value); return;
+      case Legacy.QueueVector: if (queue !== undefined) this.queueVectors[core.queueSelect] = this.vectorOrNone(value); return;
       default: return;
     }
   }
 
-  // ---- shared ----
+  /** A status of 0 resets the transport's registers too. */
+  private writeStatus(value: number, legacy: boolean): void {
+    if (value === 0) this.resetDevice();
+    else this.core.writeStatus(value, legacy);
+  }
+
+  // ---- interrupts ----
 
   private readIsr(): number {
     const value = this.isr;
     this.isr = 0;
     this.pci?.setIntx(false);
     return value;
-  }
-
-  private readDeviceConfig(offset: number, size: AccessSize): number {
-    if (offset + size > this.device.configSize) return 0;
-    return this.device.readConfig(offset, size);
-  }
-
-  private writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
-    if (offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
-  }
-
-  private writeStatus(value: number, legacy: boolean): void {
-    if (value === 0) {
-      this.resetDevice();
-      return;
-    }
-    let next = value;
-    if (!legacy && (next & DeviceStatus.FeaturesOk) !== 0 && (this.status & DeviceStatus.FeaturesOk) === 0) {
-      // FEATURES_OK stays clear when the driver accepted something not offered, or a modern driver not VERSION_1.
-      const offered = this.offeredFeatures(false);
-      if ((this.driverFeatures & ~offered) !== 0n || !hasFeature(this.driverFeatures, Feature.Version1)) next &= ~DeviceStatus.FeaturesOk;
-    }
-    this.status = next | (this.status & DeviceStatus.NeedsReset);
-    if ((next & DeviceStatus.DriverOk) !== 0 && !this.active) this.activate(legacy);
-  }
-
-  private activate(legacy: boolean): void {
-    const memory = this.pci?.dma;
-    if (memory === undefined) return;
-    this.legacy = legacy;
-    for (const [index, queue] of this.queues.entries()) {
-      queue.ready = this.queueEnabled[index]!;
-      queue.eventIndex = hasFeature(this.driverFeatures, Feature.RingEventIndex);
-      queue.indirect = hasFeature(this.driverFeatures, Feature.RingIndirectDescriptors);
-      if (!queue.ready) continue;
-      const problem = queue.problem(memory);
-      if (problem !== undefined) {
-        this.needsReset(`queue ${index}: ${problem}`);
-        return;
-      }
-    }
-    this.active = true;
-    this.device.activate(this.context(memory));
-  }
-
-  private context(memory: GuestMemory): VirtioDeviceContext {
-    return {
-      memory,
-      queues: this.queues,
-      driverFeatures: this.driverFeatures,
-      signalQueue: (index) => this.signalQueue(index, memory),
-      signalConfigChange: () => this.signalConfig(),
-      fail: (reason) => this.needsReset(reason),
-    };
-  }
-
-  private notifyQueue(index: number): void {
-    if (!this.active || index >= this.queues.length || !this.queues[index]!.ready) return;
-    try {
-      this.device.notify(index);
-    } catch (error) {
-      if (error instanceof QueueError) this.needsReset(`queue ${index}: ${error.message}`);
-      else throw error;
-    }
-  }
-
-  private signalQueue(index: number, memory: GuestMemory): void {
-    const queue = this.queues[index];
-    if (!this.active || queue === undefined) return;
-    let due: boolean;
-    try {
-      due = queue.shouldSignal(memory);
-    } catch (error) {
-      if (!(error instanceof QueueError)) throw error;
-      this.needsReset(`queue ${index}: ${error.message}`);
-      return;
-    }
-    if (due) this.interrupt(this.queueVectors[index]!, 1);
-  }
-
-  private signalConfig(): void {
-    this.configGeneration = (this.configGeneration + 1) & 0xff;
-    if ((this.status & DeviceStatus.DriverOk) !== 0) this.interrupt(this.configVector, 2);
   }
 
   private interrupt(vector: number, isrBit: number): void {
@@ -445,47 +344,24 @@ export class VirtioPci implements PciDevice {
     pci.setIntx(true);
   }
 
-  /** The driver broke the rules: stop the device and ask for a reset (4.1.4.3: NEEDS_RESET and a configuration interrupt). */
-  private needsReset(_reason: string): void {
-    if (this.active) this.device.reset();
-    this.active = false;
-    for (const queue of this.queues) queue.ready = false;
-    this.status |= DeviceStatus.NeedsReset;
-    this.signalConfig();
-  }
-
   private resetDevice(): void {
-    if (this.active || this.status !== 0) this.device.reset();
-    this.active = false;
-    this.status = 0;
-    this.deviceFeatureSelect = 0;
-    this.driverFeatureSelect = 0;
-    this.driverFeatures = 0n;
-    this.queueSelect = 0;
+    this.core.reset();
     this.configVector = NO_VECTOR;
     this.isr = 0;
     this.legacy = false;
-    for (const [index, queue] of this.queues.entries()) {
-      queue.reset();
-      this.queueVectors[index] = NO_VECTOR;
-      this.queueEnabled[index] = false;
-    }
+    this.queueVectors.fill(NO_VECTOR);
     this.pci?.setIntx(false);
   }
 
   save(): VirtioPciState {
+    const core = this.core;
     return {
       version: 1,
-      status: this.status,
-      deviceFeatureSelect: this.deviceFeatureSelect,
-      driverFeatureSelect: this.driverFeatureSelect,
-      driverFeatures: this.driverFeatures.toString(),
-      queueSelect: this.queueSelect,
+      ...core.save(),
       configVector: this.configVector,
-      configGeneration: this.configGeneration,
       isr: this.isr,
       legacy: this.legacy,
-      queues: this.queues.map((queue, index) => ({ state: queue.save(), vector: this.queueVectors[index]!, enabled: this.queueEnabled[index]! })),
+      queues: core.queues.map((queue, index) => ({ state: queue.save(), vector: this.queueVectors[index]!, enabled: core.queueEnabled[index]! })),
       device: this.device.save(),
     };
   }
@@ -493,37 +369,24 @@ export class VirtioPci implements PciDevice {
   /** Validates the transport's part, then restores it and the device (which validates its own). */
   restore(state: unknown): void {
     const reader = StateReader.open(state, 'virtio-pci', 1);
-    const features = reader.string('driverFeatures');
-    if (!/^\d{1,20}$/.test(features) || BigInt(features) >= 1n << 64n) reader.fail('driverFeatures', 'expected a 64-bit decimal');
-    const queues = reader.children('queues', this.queues.length);
-    if (queues.length !== this.queues.length) reader.fail('queues', `expected ${this.queues.length} queues`);
-    const values = {
-      status: reader.uint('status', 0xff),
-      deviceFeatureSelect: reader.uint('deviceFeatureSelect', 0xffff_ffff),
-      driverFeatureSelect: reader.uint('driverFeatureSelect', 0xffff_ffff),
-      queueSelect: reader.uint('queueSelect', 0xffff),
-      configVector: reader.uint('configVector', 0xffff),
-      configGeneration: reader.uint('configGeneration', 0xff),
-      isr: reader.uint('isr', 3),
-      legacy: reader.boolean('legacy'),
-    };
+    const queues = reader.children('queues', this.core.queues.length);
+    const configVector = reader.uint('configVector', 0xffff);
+    const isr = reader.uint('isr', 3);
+    const legacy = reader.boolean('legacy');
     const queueValues = queues.map((queue) => ({ vector: queue.uint('vector', 0xffff), enabled: queue.boolean('enabled'), state: queue.raw('state') }));
-    const scratch = this.queues.map((queue) => new SplitQueue(queue.maxSize));
-    queueValues.forEach((queue, index) => scratch[index]!.restore(queue.state));
-    Object.assign(this, values);
-    this.driverFeatures = BigInt(features);
-    queueValues.forEach((queue, index) => {
-      this.queues[index]!.restore(queue.state);
-      this.queues[index]!.eventIndex = hasFeature(this.driverFeatures, Feature.RingEventIndex);
-      this.queues[index]!.indirect = hasFeature(this.driverFeatures, Feature.RingIndirectDescriptors);
-      this.queueVectors[index] = queue.vector;
-      this.queueEnabled[index] = queue.enabled;
-    });
-    this.active = (this.status & DeviceStatus.DriverOk) !== 0 && (this.status & DeviceStatus.NeedsReset) === 0;
-    const memory = this.pci?.dma;
-    this.device.restore(reader.raw('device'), this.active && memory !== undefined ? this.context(memory) : undefined);
+    this.core.restore(reader, queueValues);
+    this.configVector = configVector;
+    this.isr = isr;
+    this.legacy = legacy;
+    queueValues.forEach((queue, index) => (this.queueVectors[index] = queue.vector));
     this.pci?.setIntx(this.isr !== 0 && this.pci.interruptMode() === 'intx');
   }
+}
+
+/** The common configuration's queue_desc/driver/device halves (0x20–0x37). */
+function setQueueAddress(queue: SplitQueue, offset: number, value: number): void {
+  const field = offset < 0x28 ? 'descriptorTable' : offset < 0x30 ? 'availableRing' : 'usedRing';
+  queue[field] = withHalf(queue[field], (offset & 4) !== 0, value);
 }
 
 function transitionalDeviceId(type: DeviceType): number {
@@ -554,13 +417,7 @@ function virtioCapability(type: CapabilityType, offset: number, length: number, 
   return { kind: 'vendor', id: 0x09, body };
 }
 
-function low(value: number): number {
-  return value % 0x1_0000_0000 >>> 0;
-}
 
-function high(value: number): number {
-  return Math.floor(value / 0x1_0000_0000) >>> 0;
-}
 
 /** `size` bytes at `shift` within a 32-bit register value. */
 function extract(value: number, shift: number, size: AccessSize): number {
@@ -568,10 +425,6 @@ function extract(value: number, shift: number, size: AccessSize): number {
   return size >= 4 ? shifted >>> 0 : shifted & ((1 << (8 * size)) - 1);
 }
 
-function setWord(features: bigint, select: number, value: number): bigint {
-  const shift = BigInt(32 * select);
-  return (features & ~(0xffff_ffffn << shift)) | (BigInt(value >>> 0) << shift);
-}
 
 function nextPowerOfTwo(value: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, value)));
