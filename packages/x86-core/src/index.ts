@@ -1,6 +1,6 @@
 export { Cpu, type CpuEvent, type CpuOptions, type RunResult, type SegmentState, type StopReason } from './cpu.js';
 export { CpuCore } from './cpu-core.js';
-export { CPU_MODELS, KVM_FEATURE_NAMES, KvmFeature, parseCpuModel, QEMU64, TSVIRT_MAX, type CpuModel, type CpuModelName } from './cpuid/models.js';
+export { CPU_MODELS, KVM_FEATURE_NAMES, KvmFeature, parseCpuModel, MAX, OPTERON_G1, QEMU64, TSVIRT_MAX, type CpuModel, type CpuModelName } from './cpuid/models.js';
 export { KvmClockMsr, PvclockFlag } from './paravirt/kvm-clock.js';
 export { Decoder, type CodeSource } from './decoder/decoder.js';
 export { disassemble, registerName } from './decoder/disassembler.js';

@@ -120,7 +120,10 @@ export function cpuidLeaf(model: CpuModel, leaf: number, subleaf: number, out: I
         if (model.vendor === 'GenuineIntel') cacheLeaf(subleaf, out);
         return;
       case 7:
-        if (subleaf === 0) out[1] = model.leaf7Ebx;
+        if (subleaf === 0) {
+          out[1] = model.leaf7Ebx;
+          out[2] = model.leaf7Ecx ?? 0;
+        }
         return;
       case 0xb:
         topologyLeaf(subleaf, out);

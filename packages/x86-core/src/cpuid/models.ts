@@ -15,6 +15,8 @@ export interface CpuModel {
   readonly extendedEcx: number;
   /** Leaf 7 EBX. */
   readonly leaf7Ebx: number;
+  /** Leaf 7 ECX (UMIP is bit 2); absent means none. */
+  readonly leaf7Ecx?: number;
   readonly maxLeaf: number;
   readonly maxExtendedLeaf: number;
   /** Physical and linear address widths for leaf 0x80000008. */
@@ -51,9 +53,10 @@ export const KVM_FEATURE_NAMES: Readonly<Record<string, number>> = {
 /** What QEMU with KVM offers a `qemu64` guest of these features. */
 const KVM_DEFAULT = KvmFeature.Clocksource | KvmFeature.NopIoDelay | KvmFeature.Clocksource2 | KvmFeature.ClocksourceStableBit;
 
-// Leaf 1 EDX bits this core implements: FPU(0) DE(2) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11) PGE(13) CMOV(15) PSE(3) PAT(16) PSE36(17) MTRR(12).
-// VME(1), MCE(7), MCA(14), CLFSH(19) are left out until implemented; MMX/SSE/FXSR come with the SIMD work.
-const EDX_BASE = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17);
+// Leaf 1 EDX bits this core implements: FPU(0) DE(2) TSC(4) MSR(5) PAE(6) MCE(7) CX8(8) APIC(9) SEP(11) PGE(13) MCA(14) CMOV(15) PSE(3) PAT(16)
+// PSE36(17) MTRR(12). VME(1) and CLFSH(19) are left out until implemented; MMX/SSE/FXSR come with the SIMD work.
+const EDX_BASE =
+  (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17);
 // MMX(23): the integer MMX instructions, on the x87 registers.
 const MMX = 1 << 23;
 // FXSR(24), SSE(25), SSE2(26): FXSAVE/FXRSTOR with the SSE state, and the SSE/SSE2 instructions.
@@ -101,28 +104,115 @@ export const TSVIRT_MAX: CpuModel = {
   leaf7Ebx: (1 << 3) | (1 << 8) | (1 << 19),
 };
 
-export const CPU_MODELS: Readonly<Record<string, CpuModel>> = { qemu64: QEMU64, 'tsvirt-max': TSVIRT_MAX };
+/**
+ * QEMU's `Opteron_G1` (an Opteron 240, family 15 model 6 stepping 1): SSE2
+ * and SSE3, SYSCALL, NX and long mode, no CMPXCHG16B; without VME, MCE, MCA
+ * and CLFLUSH, which this core does not implement yet (as in `qemu64`).
+ */
+export const OPTERON_G1: CpuModel = {
+  ...QEMU64,
+  name: 'Opteron_G1',
+  signature: 0x000f61,
+  brand: 'AMD Opteron 240 (Gen 1 Class Opteron)',
+  features: new Set<Feature>(['cx8', 'syscall', 'sep', 'msr', 'tsc', 'cmov', 'lm', 'mmx', ...SSE_FEATURES, 'sse3']),
+  leaf1Ecx: (1 << 0) | HYPERVISOR,
+  extendedEcx: 0,
+  maxLeaf: 5,
+  maxExtendedLeaf: 0x80000008,
+};
+
+/**
+ * QEMU's `max`: everything the core implements. It is `tsvirt-max` plus the
+ * protections `tsvirt-max` — the model the Linux boot tests pin — does not
+ * offer yet: SMEP, SMAP (CLAC/STAC), UMIP and protection keys for user (PKU:
+ * RDPKRU/WRPKRU) and supervisor pages (PKS: IA32_PKRS). PKRU is not an
+ * XSAVE component yet.
+ */
+export const MAX: CpuModel = {
+  ...TSVIRT_MAX,
+  name: 'max',
+  features: new Set<Feature>([...TSVIRT_MAX.features, 'smap', 'pku']),
+  // SMEP(7), SMAP(20).
+  leaf7Ebx: TSVIRT_MAX.leaf7Ebx | (1 << 7) | (1 << 20),
+  // UMIP(2), PKU(3), PKS(31); OSPKE(4) follows CR4.PKE.
+  leaf7Ecx: ((1 << 2) | (1 << 3) | (1 << 31)) >>> 0,
+};
+
+export const CPU_MODELS: Readonly<Record<string, CpuModel>> = { qemu64: QEMU64, 'tsvirt-max': TSVIRT_MAX, max: MAX, Opteron_G1: OPTERON_G1 };
+/** The models code names directly; `parseCpuModel` also knows QEMU's `max` and `Opteron_G1`. */
 export type CpuModelName = 'qemu64' | 'tsvirt-max';
+
+type CpuidRegister = 'leaf1Edx' | 'leaf1Ecx' | 'extendedEdx' | 'extendedEcx' | 'leaf7Ebx' | 'leaf7Ecx';
+
+/**
+ * CPUID features `-cpu` may switch, by QEMU's names: those this core
+ * implements whatever the model (the local APIC's x2APIC mode and TSC-deadline
+ * timer, UMIP's checks, RDTSCP). A switch sets or clears the CPUID bit and,
+ * for an instruction, whether it decodes.
+ */
+const CPUID_FEATURE_SWITCHES: Readonly<Record<string, { readonly register: CpuidRegister; readonly bit: number; readonly instruction?: Feature }>> = {
+  x2apic: { register: 'leaf1Ecx', bit: 21 },
+  'tsc-deadline': { register: 'leaf1Ecx', bit: 24 },
+  umip: { register: 'leaf7Ecx', bit: 2 },
+  rdtscp: { register: 'extendedEdx', bit: 27, instruction: 'rdtscp' },
+};
+
+/** `vendor=` values: the two vendors whose CPUs the models follow. */
+const VENDORS = ['GenuineIntel', 'AuthenticAMD'];
 
 /**
  * A CPU model from QEMU's `-cpu` syntax: a model name followed by
  * comma-separated feature switches, `+feature` (or `feature`), `-feature`,
- * `feature=on` or `feature=off` (the last one wins). The switchable features are the KVM
- * paravirtual ones ({@link KVM_FEATURE_NAMES}). Throws a RangeError that names
- * the known models or features.
+ * `feature=on` or `feature=off` (the last one wins), `vendor=NAME`,
+ * `phys-bits=N` and `host-phys-bits` (accepted; the model's width stays). The
+ * switchable features are the KVM paravirtual ones ({@link KVM_FEATURE_NAMES})
+ * and the CPUID features the core implements in any model (x2apic,
+ * tsc-deadline, umip, rdtscp). Throws a RangeError that names the known
+ * models or features.
  */
 export function parseCpuModel(spec: string): CpuModel {
   const [name = '', ...switches] = spec.split(',');
   const base = CPU_MODELS[name];
   if (base === undefined) throw new RangeError(`unknown CPU model '${name}' (known: ${Object.keys(CPU_MODELS).join(', ')})`);
+  if (switches.length === 0) return base;
   let kvmFeatures = base.kvmFeatures;
+  const model: { -readonly [Key in keyof CpuModel]: CpuModel[Key] } & { features: Set<Feature> } = { ...base, features: new Set(base.features) };
   for (const item of switches) {
+    // QEMU's physical-address width: host-phys-bits is accepted and keeps the model's width (a guest's
+    // address space here does not depend on the host's CPU); phys-bits=N sets it.
+    if (/^\+?host-phys-bits(=on|=off)?$/.test(item)) continue;
+    const physBits = /^phys-bits=(\d+)$/.exec(item);
+    if (physBits !== null) {
+      const bits = Number(physBits[1]);
+      if (bits < 32 || bits > 52) throw new RangeError(`phys-bits=${bits} is not between 32 and 52`);
+      model.physicalAddressBits = bits;
+      continue;
+    }
+    const vendor = /^vendor=(.*)$/.exec(item);
+    if (vendor !== null) {
+      if (!VENDORS.includes(vendor[1]!)) throw new RangeError(`CPU vendor '${vendor[1]}' is not one of ${VENDORS.join(', ')}`);
+      model.vendor = vendor[1]!;
+      continue;
+    }
     const match = /^(?:([+-]?)([a-z0-9-]+)|([a-z0-9-]+)=(on|off))$/.exec(item);
     const feature = match === null ? undefined : (match[2] ?? match[3])!;
-    const bits = feature === undefined ? undefined : KVM_FEATURE_NAMES[feature];
-    if (bits === undefined) throw new RangeError(`CPU feature switch '${item}' is not one of ${Object.keys(KVM_FEATURE_NAMES).map((known) => `+${known}/-${known}`).join(', ')}`);
+    const kvmBits = feature === undefined ? undefined : KVM_FEATURE_NAMES[feature];
+    const cpuid = feature === undefined ? undefined : CPUID_FEATURE_SWITCHES[feature];
+    if (kvmBits === undefined && cpuid === undefined) {
+      const known = [...Object.keys(KVM_FEATURE_NAMES), ...Object.keys(CPUID_FEATURE_SWITCHES)];
+      throw new RangeError(`CPU feature switch '${item}' is not vendor=NAME or one of ${known.map((name) => `+${name}/-${name}`).join(', ')}`);
+    }
     const on = match![4] === undefined ? match![1] !== '-' : match![4] === 'on';
-    kvmFeatures = on ? kvmFeatures | bits : kvmFeatures & ~bits;
+    if (kvmBits !== undefined) kvmFeatures = on ? kvmFeatures | kvmBits : kvmFeatures & ~kvmBits;
+    if (cpuid !== undefined) {
+      const value = model[cpuid.register] ?? 0;
+      model[cpuid.register] = (on ? value | (1 << cpuid.bit) : value & ~(1 << cpuid.bit)) >>> 0;
+      if (cpuid.instruction !== undefined) {
+        if (on) model.features.add(cpuid.instruction);
+        else model.features.delete(cpuid.instruction);
+      }
+    }
   }
-  return kvmFeatures === base.kvmFeatures ? base : { ...base, kvmFeatures: kvmFeatures >>> 0 };
+  model.kvmFeatures = kvmFeatures >>> 0;
+  return model;
 }

@@ -21,14 +21,14 @@ export type HandlerName =
   | 'x87Wait' | 'x87Control' | 'x87Load' | 'x87Store' | 'x87Exchange' | 'x87Arithmetic' | 'x87CompareRegister' | 'x87CompareFlags' | 'x87Unary' | 'x87Transcendental' | 'x87Environment' | 'fxsave'
   | 'mxcsr' | 'sseMove' | 'sseMoveScalar' | 'ssePartialMove' | 'sseArithmetic' | 'sseCompare' | 'sseCompareFlags' | 'sseHorizontal'
   | 'sseApproximate' | 'sseLogic' | 'sseShuffle' | 'sseMoveMask' | 'sseExtract' | 'sseConvert' | 'sseRound' | 'sseDotProduct'
-  | 'xgetbv' | 'xsetbv' | 'xsave'
+  | 'xgetbv' | 'xsetbv' | 'xsave' | 'accessFlag' | 'protectionKeyRights'
   | 'andn' | 'bitFieldExtract' | 'lowestSetBit' | 'zeroHighBits' | 'multiplyFlagless' | 'parallelBits' | 'rotateFlagless' | 'shiftFlagless' | 'addCarryFlag';
 
 /** CPUID features that gate an opcode (named as Linux's /proc/cpuinfo does). */
 export type Feature =
   | 'popcnt' | 'lzcnt' | 'bmi1' | 'bmi2' | 'adx' | 'cx8' | 'cx16' | 'rdtscp' | 'movbe' | 'syscall' | 'sep' | 'msr' | 'tsc' | 'cmov' | 'lm' | 'fxsr'
   | 'mmx' | 'sse' | 'sse2' | 'sse3' | 'ssse3' | 'sse4_1' | 'sse4_2' | 'clflush' | 'monitor'
-  | 'xsave' | 'xsaveopt';
+  | 'xsave' | 'xsaveopt' | 'smap' | 'pku';
 
 export enum EntryFlag {
   /** Default operand size 64 in 64-bit mode (PUSH, POP, …); 66 selects 16. */

@@ -30,12 +30,14 @@ export function twoByteMap(): Array<Slot | undefined> {
     ],
     [
       undefined,
-      undefined,
+      // 0F 01 CA/CB: CLAC, STAC (#UD outside ring 0 is the handler's).
+      byRm([undefined, undefined, entry('clac', '', 'accessFlag', { sub: 0, feature: 'smap' }), entry('stac', '', 'accessFlag', { sub: 1, feature: 'smap' })]),
       // 0F 01 D0/D1; XSETBV's CPL check is the handler's (real mode counts as CPL 0).
       byRm([entry('xgetbv', '', 'xgetbv', { feature: 'xsave' }), entry('xsetbv', '', 'xsetbv', { feature: 'xsave', flags: P })]),
       undefined,
       entry('smsw', 'Ev', 'smsw'),
-      undefined,
+      // 0F 01 EE/EF: RDPKRU, WRPKRU.
+      byRm([undefined, undefined, undefined, undefined, undefined, undefined, entry('rdpkru', '', 'protectionKeyRights', { sub: 0, feature: 'pku' }), entry('wrpkru', '', 'protectionKeyRights', { sub: 1, feature: 'pku' })]),
       entry('lmsw', 'Ew', 'lmsw', { flags: P }),
       byRm([entry('swapgs', '', 'swapgs', { flags: F.Only64 | P }), entry('rdtscp', '', 'rdtscp', { feature: 'rdtscp' })]),
     ],

@@ -40,6 +40,7 @@ export function syscall(cpu: Cpu, _instruction: Instruction): void {
     cpu.flags.setAll(flags & ~(Flag.VM | Flag.IF | Flag.RF));
   }
   cpu.refreshAllSegments();
+  cpu.singleStepOnFinalFlags();
 }
 
 export function sysret(cpu: Cpu, instruction: Instruction): void {
@@ -69,6 +70,7 @@ export function sysret(cpu: Cpu, instruction: Instruction): void {
   }
   cpu.refreshAllSegments();
   cpu.attention = true;
+  cpu.singleStepOnFinalFlags();
 }
 
 export function sysenter(cpu: Cpu, _instruction: Instruction): void {

@@ -16,7 +16,7 @@ import { div, idiv, imul, imulOne, mul } from './multiply.js';
 import { shift, shld, shrd } from './shift.js';
 import { cmps, ins, lods, movs, outs, scas, stos } from './string.js';
 import {
-  arpl, clts, cpuid, descriptorTable, flagOp, fpuEscape, hlt, invlpg, lar, lldt, lmsw, lsl, ltr, movFromCr, movFromDr, movToCr, movToDr, nop,
+  accessFlag, arpl, clts, cpuid, protectionKeyRights, descriptorTable, flagOp, fpuEscape, hlt, invlpg, lar, lldt, lmsw, lsl, ltr, movFromCr, movFromDr, movToCr, movToDr, nop,
   privilegedNop, rdmsr, rdpmc, rdtsc, rdtscp, sldt, smsw, str, tooLong, ud, verr, verw, wrmsr,
 } from './system.js';
 import { x87Arithmetic, x87CompareFlags, x87CompareRegister } from './x87-arithmetic.js';
@@ -46,7 +46,7 @@ export const HANDLERS: Readonly<Record<HandlerName, InstructionRun>> = {
   ltr, str, lmsw, smsw, invlpg, clts, movFromCr, movToCr, movFromDr, movToDr, lar, lsl, verr, verw, arpl, syscall, sysret, sysenter,
   sysexit, swapgs, loadFarPointer, bound, fpuEscape, movbe, privilegedNop, tooLong,
   x87Wait, x87Control, x87Load, x87Store, x87Exchange, x87Arithmetic, x87CompareRegister, x87CompareFlags, x87Unary, x87Transcendental, x87Environment, fxsave,
-  xgetbv, xsetbv, xsave,
+  xgetbv, xsetbv, xsave, accessFlag, protectionKeyRights,
   mxcsr, sseMove, sseMoveScalar, ssePartialMove, sseArithmetic, sseCompare, sseCompareFlags, sseHorizontal, sseApproximate, sseLogic,
   sseShuffle, sseMoveMask, sseExtract, sseConvert, sseRound, sseDotProduct,
   simdInteger, simdShift, simdShuffle, simdMove, simdInsert, simdExtract, simdSpecial, simdExtend, maskedMove, emms, stringCompare, crc32,

@@ -12,6 +12,27 @@ export function requirePrivilege0(cpu: Cpu): void {
   if (cpu.cpl !== 0 || (cpu.flags.bits & Flag.VM) !== 0) cpu.fault(Vector.GP, 0);
 }
 
+/** UMIP (CR4.UMIP): SGDT, SIDT, SLDT, SMSW and STR raise #GP(0) outside ring 0 (virtual-8086 mode is ring 3). */
+function requireUmipPermission(cpu: Cpu): void {
+  if ((cpu.cr4 & Cr4.UMIP) !== 0 && (cpu.cpl !== 0 || (cpu.flags.bits & Flag.VM) !== 0)) cpu.fault(Vector.GP, 0);
+}
+
+/** Leaf 7 ECX bit 2: the model offers UMIP, so CR4.UMIP may be set. */
+const CPUID_UMIP = 1 << 2;
+/** Leaf 7 EBX bits 7 and 20: SMEP and SMAP, which CR4.SMEP and CR4.SMAP need. */
+const CPUID_SMEP = 1 << 7;
+/** Leaf 1 EDX bit 7: machine-check exceptions, which CR4.MCE enables. */
+const CPUID_MCE = 1 << 7;
+const CPUID_SMAP = 1 << 20;
+/** Leaf 7 ECX bits 3 and 31: protection keys for user pages (CR4.PKE) and supervisor pages (CR4.PKS). */
+const CPUID_PKU = 1 << 3;
+const CPUID_PKS = 1 << 31;
+
+/** A 64-bit descriptor's base must be canonical (48-bit linear addresses): LLDT and LTR raise #GP(selector) otherwise. */
+function isCanonical(base: number): boolean {
+  return base >= -0x8000_0000_0000 && base < 0x8000_0000_0000;
+}
+
 function requireProtected(cpu: Cpu): void {
   if (isRealOrVirtual8086(cpu)) cpu.fault(Vector.UD);
 }
@@ -68,6 +89,29 @@ export function flagOp(cpu: Cpu, instruction: Instruction): void {
   }
 }
 
+/** CLAC, STAC (`sub` 0–1): EFLAGS.AC, which lets ring 0 reach user pages under SMAP; #UD outside ring 0. */
+export function accessFlag(cpu: Cpu, instruction: Instruction): void {
+  if (cpu.cpl !== 0 || (cpu.flags.bits & Flag.VM) !== 0) cpu.fault(Vector.UD);
+  cpu.flags.materialize();
+  if (instruction.sub === 0) cpu.flags.bits &= ~Flag.AC;
+  else cpu.flags.bits |= Flag.AC;
+}
+
+/** RDPKRU, WRPKRU (`sub` 0–1): #UD unless CR4.PKE; ECX (and for WRPKRU, EDX) must be 0. */
+export function protectionKeyRights(cpu: Cpu, instruction: Instruction): void {
+  if ((cpu.cr4 & Cr4.PKE) === 0) cpu.fault(Vector.UD);
+  if (cpu.low[Reg.RCX] !== 0) cpu.fault(Vector.GP, 0);
+  if (instruction.sub === 0) {
+    cpu.writeRegister(Reg.RAX, 4, cpu.pkru, 0);
+    cpu.writeRegister(Reg.RDX, 4, 0, 0);
+    return;
+  }
+  if (cpu.low[Reg.RDX] !== 0) cpu.fault(Vector.GP, 0);
+  cpu.pkru = cpu.low[Reg.RAX]! | 0;
+  // Translations cached under the old rights are stale.
+  cpu.flushTranslations();
+}
+
 function checkInterruptFlagPrivilege(cpu: Cpu): void {
   if ((cpu.cr0 & Cr0.PE) !== 0 && cpu.cpl > ((cpu.flags.bits >> 12) & 3)) cpu.fault(Vector.GP, 0);
 }
@@ -76,6 +120,8 @@ export function cpuid(cpu: Cpu, _instruction: Instruction): void {
   cpuidLeaf(cpu.model, cpu.low[Reg.RAX]! >>> 0, cpu.low[Reg.RCX]! >>> 0, cpu.wide);
   // Leaf 1 ECX.OSXSAVE (27) mirrors CR4.OSXSAVE.
   if (cpu.low[Reg.RAX] === 1 && (cpu.cr4 & Cr4.OSXSAVE) !== 0) cpu.wide[2] = cpu.wide[2]! | (1 << 27);
+  // Leaf 7 ECX.OSPKE (4) mirrors CR4.PKE.
+  if (cpu.low[Reg.RAX] === 7 && cpu.low[Reg.RCX] === 0 && (cpu.cr4 & Cr4.PKE) !== 0) cpu.wide[2] = cpu.wide[2]! | (1 << 4);
   cpu.writeRegister(Reg.RAX, 4, cpu.wide[0]!, 0);
   cpu.writeRegister(Reg.RBX, 4, cpu.wide[1]!, 0);
   cpu.writeRegister(Reg.RCX, 4, cpu.wide[2]!, 0);
@@ -122,6 +168,7 @@ export function descriptorTable(cpu: Cpu, instruction: Instruction): void {
   const linear = memoryLinear(cpu, instruction, 2 + baseSize, instruction.sub < 2);
   const global = (instruction.sub & 1) === 0;
   if (instruction.sub < 2) {
+    requireUmipPermission(cpu);
     const base = global ? cpu.gdtBase : cpu.idtBase;
     const limit = global ? cpu.gdtLimit : cpu.idtLimit;
     cpu.mmu.probeWrite(linear, 2 + baseSize);
@@ -134,7 +181,7 @@ export function descriptorTable(cpu: Cpu, instruction: Instruction): void {
   let base = cpu.readLinear(linear + 2, baseSize);
   if (long) {
     base = cpu.valueHigh * TWO_32 + (base >>> 0);
-    if (base < -0x800000000000 || base >= 0x800000000000) cpu.fault(Vector.GP, 0);
+    if (!isCanonical(base)) cpu.fault(Vector.GP, 0);
   } else {
     base >>>= 0;
     if (instruction.operandSize === 2) base &= 0xffffff;
@@ -160,11 +207,13 @@ function storeSelector(cpu: Cpu, instruction: Instruction, value: number): void 
 
 export function sldt(cpu: Cpu, instruction: Instruction): void {
   requireProtected(cpu);
+  requireUmipPermission(cpu);
   storeSelector(cpu, instruction, cpu.ldtSelector);
 }
 
 export function str(cpu: Cpu, instruction: Instruction): void {
   requireProtected(cpu);
+  requireUmipPermission(cpu);
   storeSelector(cpu, instruction, cpu.trSelector);
 }
 
@@ -183,8 +232,10 @@ export function lldt(cpu: Cpu, instruction: Instruction): void {
   const attributes = attributesOf(slot.high);
   if ((attributes & 0x1f) !== 0x02) cpu.fault(Vector.GP, selector & 0xfffc);
   if ((attributes & SegAttr.P) === 0) cpu.fault(Vector.NP, selector & 0xfffc);
+  const base = cpu.isLongMode() ? systemBase64(cpu, slot) : baseOf(slot.low, slot.high);
+  if (!isCanonical(base)) cpu.fault(Vector.GP, selector & 0xfffc);
   cpu.ldtSelector = selector;
-  cpu.ldtBase = cpu.isLongMode() ? systemBase64(cpu, slot) : baseOf(slot.low, slot.high);
+  cpu.ldtBase = base;
   cpu.ldtLimit = limitOf(slot.low, slot.high);
 }
 
@@ -201,6 +252,7 @@ export function ltr(cpu: Cpu, instruction: Instruction): void {
   if (type !== 0x09 && !(type === 0x01 && !cpu.isLongMode())) cpu.fault(Vector.GP, selector & 0xfffc);
   if ((attributes & SegAttr.P) === 0) cpu.fault(Vector.NP, selector & 0xfffc);
   const base = cpu.isLongMode() ? systemBase64(cpu, slot) : baseOf(slot.low, slot.high);
+  if (!isCanonical(base)) cpu.fault(Vector.GP, selector & 0xfffc);
   // Mark it busy.
   slot.high |= 0x200;
   cpu.supervisorWrite(slot.address + 4, 4, slot.high);
@@ -219,6 +271,7 @@ export function lmsw(cpu: Cpu, instruction: Instruction): void {
 }
 
 export function smsw(cpu: Cpu, instruction: Instruction): void {
+  requireUmipPermission(cpu);
   if (instruction.kind0 === OperandKind.Register) cpu.writeRegister(instruction.register0, instruction.operandSize, cpu.cr0, 0);
   else cpu.writeLinear(memoryLinear(cpu, instruction, 2, true), 2, cpu.cr0 & 0xffff, 0);
 }
@@ -234,7 +287,7 @@ export function clts(cpu: Cpu, _instruction: Instruction): void {
   cpu.cr0 &= ~Cr0.TS;
 }
 
-const CR4_ALLOWED = Cr4.TSD | Cr4.DE | Cr4.PSE | Cr4.PAE | Cr4.PGE | Cr4.PCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT | Cr4.OSXSAVE;
+const CR4_ALLOWED = Cr4.TSD | Cr4.DE | Cr4.PSE | Cr4.PAE | Cr4.MCE | Cr4.PGE | Cr4.PCE | Cr4.OSFXSR | Cr4.OSXMMEXCPT | Cr4.UMIP | Cr4.OSXSAVE | Cr4.SMEP | Cr4.SMAP | Cr4.PKE | Cr4.PKS;
 
 /** MOV to CR0 with its consistency checks and the long-mode activation rules. */
 export function writeCr0(cpu: Cpu, value: number): void {
@@ -292,12 +345,18 @@ export function movToCr(cpu: Cpu, instruction: Instruction): void {
       return;
     case 4: {
       if (high !== 0 || (low & ~CR4_ALLOWED) !== 0) cpu.fault(Vector.GP, 0);
+      if ((low & Cr4.UMIP) !== 0 && ((cpu.model.leaf7Ecx ?? 0) & CPUID_UMIP) === 0) cpu.fault(Vector.GP, 0);
+      if ((low & Cr4.SMEP) !== 0 && (cpu.model.leaf7Ebx & CPUID_SMEP) === 0) cpu.fault(Vector.GP, 0);
+      if ((low & Cr4.MCE) !== 0 && (cpu.model.leaf1Edx & CPUID_MCE) === 0) cpu.fault(Vector.GP, 0);
+      if ((low & Cr4.SMAP) !== 0 && (cpu.model.leaf7Ebx & CPUID_SMAP) === 0) cpu.fault(Vector.GP, 0);
+      if ((low & Cr4.PKE) !== 0 && ((cpu.model.leaf7Ecx ?? 0) & CPUID_PKU) === 0) cpu.fault(Vector.GP, 0);
+      if ((low & Cr4.PKS) !== 0 && ((cpu.model.leaf7Ecx ?? 0) & CPUID_PKS) === 0) cpu.fault(Vector.GP, 0);
       // OSXSAVE is settable only where CPUID advertises XSAVE.
       if ((low & Cr4.OSXSAVE) !== 0 && !cpu.model.features.has('xsave')) cpu.fault(Vector.GP, 0);
       if (cpu.isLongMode() && (low & Cr4.PAE) === 0) cpu.fault(Vector.GP, 0);
       const changed = cpu.cr4 ^ low;
       cpu.cr4 = low;
-      if ((changed & (Cr4.PAE | Cr4.PSE | Cr4.PGE)) !== 0) cpu.flushTranslations();
+      if ((changed & (Cr4.PAE | Cr4.PSE | Cr4.PGE | Cr4.SMEP | Cr4.SMAP | Cr4.PKE | Cr4.PKS)) !== 0) cpu.flushTranslations();
       if ((changed & Cr4.DE) !== 0) cpu.updateBreakpoints();
       return;
     }

@@ -1,5 +1,5 @@
 import { FrameAccess, type GuestAddress, type GuestMemory, type MemoryFrame, type MmioBus } from '@tsvirt/interfaces';
-import { Cr0, Cr4, Efer, Vector } from '../state/registers.js';
+import { Cr0, Cr4, Efer, Flag, Vector } from '../state/registers.js';
 import type { CpuCore as Cpu } from '../cpu-core.js';
 
 const TLB_SIZE = 512;
@@ -14,6 +14,9 @@ const PAGE_FAULT_WRITE = 2;
 const PAGE_FAULT_USER = 4;
 const PAGE_FAULT_RESERVED = 8;
 const PAGE_FAULT_FETCH = 16;
+const PAGE_FAULT_PROTECTION_KEY = 32;
+/** IA32_PKRS: the supervisor pages' protection-key rights, laid out as PKRU. */
+const PKRS_MSR = 0x6e1;
 
 /** Access kinds for translation. */
 export enum Access { Read = 0, Write = 1, Execute = 2 }
@@ -69,6 +72,8 @@ export class Mmu {
   private walkUser = true;
   private walkWritable = true;
   private walkExecutable = true;
+  /** The protection-key rights (bit 0 access-disable, bit 1 write-disable) that applied to the last walk's page. */
+  private walkKeyRights = 0;
   /** Physical pages that hold decoded instructions (so writes there must drop them). */
   readonly codePages: Uint8Array;
 
@@ -322,9 +327,13 @@ export class Mmu {
     tlb.bytes[slot] = frame.u8;
     tlb.halves[slot] = frame.u16;
     tlb.words[slot] = frame.u32;
-    // Supervisor may always use what the walk allowed (WP was checked by the walk for this access).
-    tlb.supervisorTag[slot] = base;
-    tlb.userTag[slot] = this.walkUser && (tlb !== this.writeTlb || this.walkWritable) ? base : NO_PAGE;
+    // Supervisor may use what the walk allowed (WP was checked by the walk for this access), except a user
+    // page under SMAP (data) or SMEP (fetch): whether it may depends on EFLAGS.AC and CPL, so every such
+    // access walks (see `check`).
+    // A page whose protection key restricts it is not cached for data at all: its rights depend on the access.
+    const guarded = (this.walkUser && (this.cpu.cr4 & (tlb === this.fetchTlb ? Cr4.SMEP : Cr4.SMAP)) !== 0) || (this.walkKeyRights !== 0 && tlb !== this.fetchTlb);
+    tlb.supervisorTag[slot] = guarded ? NO_PAGE : base;
+    tlb.userTag[slot] = this.walkUser && (tlb !== this.writeTlb || this.walkWritable) && (this.walkKeyRights === 0 || tlb === this.fetchTlb) ? base : NO_PAGE;
   }
 
   private isRamPage(physical: number): boolean {
@@ -377,6 +386,7 @@ export class Mmu {
     this.walkUser = true;
     this.walkWritable = true;
     this.walkExecutable = true;
+    this.walkKeyRights = 0;
     if ((cpu.cr0 & Cr0.PG) === 0) return linear >= 0 ? linear : linear + 2 ** 64;
     const user = cpu.memoryPrivilege === 3;
     const nxe = (cpu.efer & Efer.NXE) !== 0;
@@ -410,6 +420,9 @@ export class Mmu {
       }
     } else {
       const long = (cpu.efer & Efer.LMA) !== 0;
+      const physicalBits = cpu.model.physicalAddressBits;
+      // Address bits from MAXPHYADDR up are reserved: to bit 51 in 4-level paging (62:52 are ignored there), to bit 62 in PAE paging.
+      const reservedHigh = lowBits(long ? 20 : 31) & ~lowBits(physicalBits - 32);
       const unsigned = linear >= 0 ? linear : linear + 2 ** 48;
       let tableAt: number;
       let level: number;
@@ -420,7 +433,7 @@ export class Mmu {
         const pdpteAddress = ((cpu.cr3 & 0xffffffe0) >>> 0) + ((unsigned >>> 30) & 3) * 8;
         const low = this.read64Physical(pdpteAddress);
         if ((low & 1) === 0) return fail(false);
-        if ((low & 0x1e6) !== 0 || (this.entryHigh & 0xfff00000) !== 0) return fail(true, true);
+        if ((low & 0x1e6) !== 0 || (this.entryHigh & ~lowBits(physicalBits - 32)) !== 0) return fail(true, true);
         tableAt = pageBase(low, this.entryHigh);
         level = 2;
       }
@@ -433,12 +446,18 @@ export class Mmu {
         if ((low & 1) === 0) return fail(false);
         // Bit 63 is reserved unless EFER.NXE.
         if (high < 0 && !nxe) return fail(true, true);
+        if ((high & reservedHigh) !== 0) return fail(true, true);
         user_ = user_ && (low & 4) !== 0;
         writable = writable && (low & 2) !== 0;
         if (nxe && high < 0) executable = false;
+        // PS is reserved in a PML4E; a large page's address bits below its size are reserved (but bit 12, its PAT).
+        if (level === 4 && (low & 0x80) !== 0) return fail(true, true);
         const large = (low & 0x80) !== 0 && (level === 2 || (level === 3 && long));
+        if (large && (low & (level === 2 ? 0x1f_e000 : 0x3fff_e000)) !== 0) return fail(true, true);
         if (level === 1 || large) {
-          this.check(linear, access, user, user_, writable, executable);
+          // 4-level paging's protection keys (bits 62:59): PKRU governs user pages (CR4.PKE), PKRS supervisor ones (CR4.PKS).
+          if (long && (cpu.cr4 & (Cr4.PKE | Cr4.PKS)) !== 0) this.walkKeyRights = this.keyRights(user_, (high >>> 27) & 0xf);
+          this.check(linear, access, user, user_, writable, executable, this.walkKeyRights);
           this.setBits(entryAddress, low, access === Access.Write);
           const pageSize = 2 ** shift;
           physical = pageBase(low, high) - (large ? pageBase(low, high) % pageSize : 0) + (unsigned % pageSize);
@@ -455,11 +474,29 @@ export class Mmu {
     return physical;
   }
 
-  private check(linear: number, access: Access, user: boolean, userAllowed: boolean, writable: boolean, executable: boolean): void {
+  private keyRights(userPage: boolean, key: number): number {
+    const cpu = this.cpu;
+    if (userPage) return (cpu.cr4 & Cr4.PKE) !== 0 ? (cpu.pkru >>> (2 * key)) & 3 : 0;
+    return (cpu.cr4 & Cr4.PKS) !== 0 ? (cpu.msrs.lowOf(PKRS_MSR) >>> (2 * key)) & 3 : 0;
+  }
+
+  private check(linear: number, access: Access, user: boolean, userAllowed: boolean, writable: boolean, executable: boolean, keyRights = 0): void {
     const cpu = this.cpu;
     if (user && !userAllowed) this.pageFault(linear, access, true, false);
+    if (!user && userAllowed) {
+      // SMEP: ring 0-2 never fetches from a user page. SMAP: nor reads or writes one, unless EFLAGS.AC is set
+      // at CPL < 3 (an implicit supervisor access at CPL 3, such as a descriptor-table read, always faults).
+      if (access === Access.Execute ? (cpu.cr4 & Cr4.SMEP) !== 0 : (cpu.cr4 & Cr4.SMAP) !== 0 && (cpu.cpl === 3 || (cpu.flags.bits & Flag.AC) === 0)) {
+        this.pageFault(linear, access, true, false);
+      }
+    }
     if (access === Access.Write && !writable && (user || (cpu.cr0 & Cr0.WP) !== 0)) this.pageFault(linear, access, true, false);
     if (access === Access.Execute && !executable) this.pageFault(linear, access, true, false);
+    // Protection keys restrict data accesses only: access-disable any of them, write-disable writes by user
+    // accesses and, with CR0.WP, supervisor ones.
+    if (keyRights !== 0 && access !== Access.Execute) {
+      if ((keyRights & 1) !== 0 || ((keyRights & 2) !== 0 && access === Access.Write && (user || (cpu.cr0 & Cr0.WP) !== 0))) this.pageFault(linear, access, true, false, true);
+    }
   }
 
   private setBits(entryAddress: number, entry: number, dirty: boolean): void {
@@ -467,14 +504,20 @@ export class Mmu {
     if (wanted !== entry) this.physicalWrite(entryAddress, 4, wanted);
   }
 
-  private pageFault(linear: number, access: Access, present: boolean, reserved: boolean): never {
+  private pageFault(linear: number, access: Access, present: boolean, reserved: boolean, protectionKey = false): never {
     const cpu = this.cpu;
     let code = (present ? PAGE_FAULT_PRESENT : 0) | (access === Access.Write ? PAGE_FAULT_WRITE : 0) | (cpu.memoryPrivilege === 3 ? PAGE_FAULT_USER : 0);
     if (reserved) code |= PAGE_FAULT_RESERVED;
-    if (access === Access.Execute && (cpu.efer & Efer.NXE) !== 0) code |= PAGE_FAULT_FETCH;
+    if (protectionKey) code |= PAGE_FAULT_PROTECTION_KEY;
+    if (access === Access.Execute && ((cpu.efer & Efer.NXE) !== 0 || (cpu.cr4 & Cr4.SMEP) !== 0)) code |= PAGE_FAULT_FETCH;
     cpu.cr2 = linear;
     return cpu.fault(Vector.PF, code);
   }
+}
+
+/** A mask of the low `count` bits of a 32-bit word (0–32). */
+function lowBits(count: number): number {
+  return count >= 32 ? -1 : (1 << count) - 1;
 }
 
 /** Physical base address in a paging entry (bits 51:12) as a number. */

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { parseCpuModel } from '../cpuid/models.js';
 import { createFlatMachine } from '../testing/flat-machine.js';
 
 describe('MTRR MSRs', () => {
@@ -37,5 +38,71 @@ describe('MTRR MSRs', () => {
     expect(cpu.writeMsr(0x201, (1n << maxPhysicalBits) | 0x800n)).toBe(false);
     expect(cpu.readMsr(0x200)).toBe(0xe000_0000n);
     expect(cpu.readMsr(0x210)).toBeUndefined(); // only 8 pairs
+  });
+});
+
+describe("AMD's legacy performance MSRs (K7 PerfEvtSel0-3, PerfCtr0-3)", () => {
+  test('an AMD model keeps event selects and 48-bit counters; reserved event-select bits raise #GP', () => {
+    const { cpu } = createFlatMachine({ bits: 64, model: 'qemu64' });
+    for (let i = 0; i < 4; i++) {
+      expect(cpu.readMsr(0xc001_0000 + i)).toBe(0n);
+      expect(cpu.writeMsr(0xc001_0000 + i, 0x3_0053_0076n)).toBe(true);
+      expect(cpu.readMsr(0xc001_0000 + i)).toBe(0x3_0053_0076n);
+      expect(cpu.writeMsr(0xc001_0004 + i, 0xffff_1234_5678_9abcn)).toBe(true);
+      expect(cpu.readMsr(0xc001_0004 + i)).toBe(0x1234_5678_9abcn);
+    }
+    expect(cpu.writeMsr(0xc001_0000, 1n << 21n)).toBe(false); // reserved bit 21
+    expect(cpu.writeMsr(0xc001_0000, 1n << 36n)).toBe(false); // bits 39:36 reserved
+    expect(cpu.writeMsr(0xc001_0000, 1n << 42n)).toBe(false); // bits 63:42 reserved
+    expect(cpu.writeMsr(0xc001_0000, 3n << 40n)).toBe(true); // HostGuestOnly
+    expect(cpu.readMsr(0xc001_0008)).toBeUndefined();
+  });
+
+  test('an Intel-vendor model has none of them', () => {
+    const { cpu } = createFlatMachine({ bits: 64, model: parseCpuModel('qemu64,vendor=GenuineIntel') });
+    expect(cpu.readMsr(0xc001_0000)).toBeUndefined();
+    expect(cpu.writeMsr(0xc001_0004, 0n)).toBe(false);
+  });
+});
+
+describe('IA32_TSC_DEADLINE', () => {
+  test('is absent (#GP) unless the model advertises the TSC-deadline timer', () => {
+    const { cpu } = createFlatMachine({ bits: 64, model: 'qemu64' });
+    expect(cpu.readMsr(0x6e0)).toBeUndefined();
+    expect(cpu.writeMsr(0x6e0, 0n)).toBe(false);
+  });
+});
+
+describe('machine-check MSRs (MCG_CAP, MCG_STATUS, MCG_CTL, MCi banks)', () => {
+  test("MCG_CAP says QEMU's 10 banks with MCG_CTL and SER and is read-only; controls reset to all-ones", () => {
+    const { cpu } = createFlatMachine({ bits: 64, model: 'qemu64' });
+    expect(cpu.readMsr(0x179)).toBe(0x100_010an);
+    expect(cpu.writeMsr(0x179, 0n)).toBe(false);
+    expect(cpu.readMsr(0x17b)).toBe(0xffff_ffff_ffff_ffffn);
+    expect(cpu.readMsr(0x400 + 4 * 9)).toBe(0xffff_ffff_ffff_ffffn);
+    expect(cpu.writeMsr(0x17a, 5n)).toBe(true);
+    expect(cpu.readMsr(0x17a)).toBe(5n);
+  });
+
+  test('CTL takes 0 or all-ones, STATUS only 0, ADDR and MISC anything; banks past the tenth do not exist', () => {
+    const { cpu } = createFlatMachine({ bits: 64, model: 'qemu64' });
+    const noncanonical = 0xaaaa_aaaa_aaaa_aaaan;
+    for (let bank = 0; bank < 10; bank++) {
+      const ctl = 0x400 + 4 * bank;
+      expect(cpu.writeMsr(ctl, 0n)).toBe(true);
+      expect(cpu.writeMsr(ctl, noncanonical)).toBe(false);
+      expect(cpu.writeMsr(ctl, 0xffff_ffff_ffff_fbffn)).toBe(true); // all-ones but bit 10 (Linux's K8 GART quirk)
+      expect(cpu.writeMsr(ctl + 1, 0n)).toBe(true);
+      expect(cpu.writeMsr(ctl + 1, 1n)).toBe(false);
+      for (const register of [ctl + 2, ctl + 3]) {
+        expect(cpu.writeMsr(register, noncanonical)).toBe(true);
+        expect(cpu.readMsr(register)).toBe(noncanonical);
+      }
+    }
+    expect(cpu.writeMsr(0x17b, 1n)).toBe(false);
+    for (const msr of [0x428, 0x429, 0x42a, 0x42b, 0x47f]) {
+      expect(cpu.readMsr(msr)).toBeUndefined();
+      expect(cpu.writeMsr(msr, 0n)).toBe(false);
+    }
   });
 });

@@ -6,12 +6,21 @@ import { Cr0, Efer, Seg } from '../state/registers.js';
 export enum Msr {
   TSC = 0x10,
   APIC_BASE = 0x1b,
+  /** IA32_TSC_DEADLINE: the local APIC's, present when CPUID.01H:ECX[24] (TSC-deadline) says so. */
+  TSC_DEADLINE = 0x6e0,
+  /** IA32_PKRS: protection-key rights for supervisor pages, present when CPUID.07H:ECX[31] (PKS) says so. */
+  PKRS = 0x6e1,
   FEATURE_CONTROL = 0x3a,
   BIOS_SIGN_ID = 0x8b,
   MTRR_CAP = 0xfe,
   SYSENTER_CS = 0x174,
   SYSENTER_ESP = 0x175,
   SYSENTER_EIP = 0x176,
+  /** Machine-check architecture: capabilities (read-only), status, control; banks from MC0_CTL, four MSRs each. */
+  MCG_CAP = 0x179,
+  MCG_STATUS = 0x17a,
+  MCG_CTL = 0x17b,
+  MC0_CTL = 0x400,
   MISC_ENABLE = 0x1a0,
   PAT = 0x277,
   MTRR_DEF_TYPE = 0x2ff,
@@ -24,9 +33,43 @@ export enum Msr {
   GS_BASE = 0xc0000101,
   KERNEL_GS_BASE = 0xc0000102,
   TSC_AUX = 0xc0000103,
+  /** AMD's legacy performance event selects PerfEvtSel0–3 (K7 on; "K7_EVNTSEL" in Linux and QEMU). */
+  K7_EVNTSEL0 = 0xc0010000,
+  /** AMD's legacy performance counters PerfCtr0–3, 48 bits wide. */
+  K7_PERFCTR0 = 0xc0010004,
+}
+
+/**
+ * PerfEvtSel's reserved bits, which a write may not set (AMD APM vol. 2,
+ * "Performance Event-Select Registers"): bit 21 of the low half; in the high
+ * half everything but EventSelect[11:8] (bits 35:32) and HostGuestOnly (41:40).
+ */
+const K7_EVNTSEL_RESERVED_LOW = 1 << 21;
+const K7_EVNTSEL_RESERVED_HIGH = ~0x30f;
+/** PerfCtr is 48 bits: what a write puts above bit 47 is dropped (as KVM does). */
+const K7_PERFCTR_HIGH_MASK = 0xffff;
+
+function isMachineCheckMsr(index: number): boolean {
+  return (index >= Msr.MCG_CAP && index <= Msr.MCG_CTL) || (index >= Msr.MC0_CTL && index < Msr.MC0_CTL + 4 * MCE_BANKS);
+}
+
+/** AMD's four legacy event selects and counters, which every AMD processor from the K7 on has. */
+function isK7PerfMsr(index: number): boolean {
+  return index >= Msr.K7_EVNTSEL0 && index <= Msr.K7_PERFCTR0 + 3;
 }
 
 const TWO_32 = 4294967296;
+const CPUID_TSC_DEADLINE = 1 << 24;
+/** CPUID.01H:EDX MCE (7) and MCA (14): with both (and family 6 or later) the machine-check MSRs exist. */
+const CPUID_MCE_MCA = (1 << 7) | (1 << 14);
+/**
+ * MCG_CAP as QEMU gives its models: 10 banks, MCG_CTL present (MCG_CTL_P,
+ * bit 8) and software error recovery (MCG_SER_P, bit 24). No machine check is
+ * ever raised: the banks only hold what software writes.
+ */
+const MCE_BANKS = 10;
+const MCG_CAP_VALUE = MCE_BANKS | (1 << 8) | (1 << 24);
+const CPUID_PKS = 1 << 31;
 
 /** MSRs kept as plain 64-bit storage: writes are remembered, reads return them. */
 export function isStored(index: number): boolean {
@@ -34,7 +77,8 @@ export function isStored(index: number): boolean {
     index === Msr.SYSENTER_CS || index === Msr.SYSENTER_ESP || index === Msr.SYSENTER_EIP || index === Msr.MISC_ENABLE ||
     index === Msr.PAT || index === Msr.MTRR_DEF_TYPE || (index >= 0x200 && index <= 0x20f) || isFixedRangeMtrr(index) || index === Msr.STAR || index === Msr.LSTAR || index === Msr.CSTAR ||
     index === Msr.FMASK || index === Msr.KERNEL_GS_BASE || index === Msr.TSC_AUX || index === Msr.FEATURE_CONTROL || index === Msr.BIOS_SIGN_ID ||
-    isKvmClockMsr(index)
+    isKvmClockMsr(index) || isK7PerfMsr(index) || index === Msr.PKRS || index === Msr.MCG_STATUS || index === Msr.MCG_CTL ||
+    (index >= Msr.MC0_CTL && index < Msr.MC0_CTL + 4 * MCE_BANKS)
   );
 }
 
@@ -70,6 +114,9 @@ export class MsrFile {
     this.set(Msr.PAT, 0x00070406, 0x00070406);
     this.set(Msr.MISC_ENABLE, 1, 0);
     this.apicBaseLow = 0xfee00000 | 0x800 | (this.cpu.bootstrap ? 0x100 : 0);
+    // Every error source enabled, as QEMU resets them.
+    this.set(Msr.MCG_CTL, -1, -1);
+    for (let bank = 0; bank < MCE_BANKS; bank++) this.set(Msr.MC0_CTL + 4 * bank, -1, -1);
   }
 
   /** Every stored MSR, for saving state. */
@@ -116,12 +163,22 @@ export class MsrFile {
     const cpu = this.cpu;
     const out = cpu.msrValue;
     index >>>= 0;
+    if (index === Msr.TSC_DEADLINE) return this.offersTscDeadline() && cpu.apic!.readMsr(index, out);
     if ((index >= 0x800 && index <= 0x8ff) || index === Msr.APIC_BASE) {
       if (cpu.apic !== undefined) return cpu.apic.readMsr(index, out);
       if (index !== Msr.APIC_BASE) return false;
       out[0] = this.apicBaseLow;
       out[1] = 0;
       return true;
+    }
+    if ((isK7PerfMsr(index) && !this.isAmd()) || (index === Msr.PKRS && !this.offersPks())) return false;
+    if (isMachineCheckMsr(index)) {
+      if (!this.offersMachineCheck()) return false;
+      if (index === Msr.MCG_CAP) {
+        out[0] = MCG_CAP_VALUE;
+        out[1] = 0;
+        return true;
+      }
     }
     switch (index) {
       case Msr.TSC: {
@@ -155,10 +212,20 @@ export class MsrFile {
     const cpu = this.cpu;
     index >>>= 0;
     if (needsCanonical(index) && (high << 16) >> 16 !== (high | 0)) return false;
+    if (index === Msr.TSC_DEADLINE) return this.offersTscDeadline() && cpu.apic!.writeMsr(index, low, high);
     if ((index >= 0x800 && index <= 0x8ff) || index === Msr.APIC_BASE) {
       if (cpu.apic !== undefined) return cpu.apic.writeMsr(index, low, high);
       if (index !== Msr.APIC_BASE) return false;
       this.apicBaseLow = (low & 0xfffff900) | (cpu.bootstrap ? 0x100 : 0);
+      return true;
+    }
+    if (isK7PerfMsr(index)) return this.writeK7Perf(index, low, high);
+    if (isMachineCheckMsr(index)) return this.writeMachineCheck(index, low, high);
+    if (index === Msr.PKRS) {
+      // Bits 63:32 are reserved; translations cached under the old rights are stale.
+      if (!this.offersPks() || high !== 0) return false;
+      this.set(index, low, 0);
+      cpu.flushTranslations();
       return true;
     }
     switch (index) {
@@ -207,6 +274,61 @@ export class MsrFile {
     const highBits = this.cpu.model.physicalAddressBits - 32;
     if (highBits < 32 && (high >>> highBits) !== 0) return false;
     return (index & 1) === 0 ? (low & 0xf00) === 0 && isMtrrType(low & 0xff) : (low & 0x7ff) === 0;
+  }
+
+  /**
+   * The legacy performance MSRs of an AMD model: the event selects keep what
+   * is written (reserved bits raise #GP), the counters their low 48 bits. No
+   * events are modelled, so an enabled counter counts nothing; software that
+   * only programs, reads back and clears them (Linux's PMU probe,
+   * kvm-unit-tests' start-up) sees what hardware shows it.
+   */
+  private writeK7Perf(index: number, low: number, high: number): boolean {
+    if (!this.isAmd()) return false;
+    if (index < Msr.K7_PERFCTR0) {
+      if ((low & K7_EVNTSEL_RESERVED_LOW) !== 0 || (high & K7_EVNTSEL_RESERVED_HIGH) !== 0) return false;
+      this.set(index, low, high);
+    } else this.set(index, low, high & K7_PERFCTR_HIGH_MASK);
+    return true;
+  }
+
+  /** The TSC-deadline MSR needs a local APIC and the model's CPUID bit. */
+  private offersTscDeadline(): boolean {
+    return this.cpu.apic !== undefined && (this.cpu.model.leaf1Ecx & CPUID_TSC_DEADLINE) !== 0;
+  }
+
+  /**
+   * MCG_CAP is read-only; MCG_CTL and each MCi_CTL take all-zeros or all-ones
+   * (an MCi_CTL also all-ones but bit 10, which Linux clears on AMD K8s);
+   * MCi_STATUS only 0 (clearing it); MCG_STATUS, MCi_ADDR and MCi_MISC any
+   * value. The rules KVM applies, which the SDM leaves to the model.
+   */
+  private writeMachineCheck(index: number, low: number, high: number): boolean {
+    if (!this.offersMachineCheck() || index === Msr.MCG_CAP) return false;
+    const allOnes = (low & high) === -1;
+    const zero = (low | high) === 0;
+    if (index === Msr.MCG_CTL && !zero && !allOnes) return false;
+    if (index >= Msr.MC0_CTL) {
+      const register = (index - Msr.MC0_CTL) & 3;
+      if (register === 0 && !zero && ((low | (1 << 10)) & high) !== -1) return false;
+      if (register === 1 && !zero) return false;
+    }
+    this.set(index, low, high);
+    return true;
+  }
+
+  private offersMachineCheck(): boolean {
+    const model = this.cpu.model;
+    const family = (model.signature >>> 8) & 0xf;
+    return (model.leaf1Edx & CPUID_MCE_MCA) === CPUID_MCE_MCA && family >= 6;
+  }
+
+  private offersPks(): boolean {
+    return ((this.cpu.model.leaf7Ecx ?? 0) & CPUID_PKS) !== 0;
+  }
+
+  private isAmd(): boolean {
+    return this.cpu.model.vendor === 'AuthenticAMD';
   }
 
   private writeEfer(low: number, high: number): boolean {

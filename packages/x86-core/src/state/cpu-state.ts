@@ -47,6 +47,8 @@ export interface CpuState extends SavedState {
   readonly waitingForStartup: boolean;
   readonly fpu: FpuRecord;
   readonly sse: SseRecord;
+  /** PKRU (absent in older states: 0). */
+  readonly pkru?: number;
 }
 
 /** XMM0–XMM15 as 64 unsigned 32-bit lanes (register * 4 + lane), MXCSR and XCR0 (absent in older states: 1). */
@@ -159,6 +161,7 @@ export function saveCpu(cpu: Cpu): CpuState {
     waitingForStartup: run.waitingForStartup,
     fpu: saveFpu(cpu.fpu),
     sse: { xmm: [...cpu.sse.xmm], mxcsr: cpu.sse.mxcsr, xcr0: cpu.sse.xcr0 },
+    pkru: cpu.pkru >>> 0,
   };
 }
 
@@ -214,6 +217,7 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   const sseReader = reader.child('sse');
   const sse = { xmm: sseReader.uintArray('xmm', 64, U32, 64), mxcsr: sseReader.uint('mxcsr', MXCSR_MASK), xcr0: sseReader.has('xcr0') ? sseReader.uint('xcr0', XCR0_SUPPORTED) : 1 };
   if ((sse.xcr0 & 1) === 0) sseReader.fail('xcr0', 'bit 0 (x87) must be set');
+  const pkru = reader.has('pkru') ? reader.uint('pkru', U32) : 0;
 
   // Everything is valid: apply.
   for (let i = 0; i < 16; i++) {
@@ -255,4 +259,5 @@ export function restoreCpu(cpu: Cpu, state: unknown): void {
   cpu.sse.xmm.set(sse.xmm);
   cpu.sse.mxcsr = sse.mxcsr;
   cpu.sse.xcr0 = sse.xcr0;
+  cpu.pkru = pkru | 0;
 }

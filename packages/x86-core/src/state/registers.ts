@@ -24,6 +24,7 @@ export enum Cr0 {
 export enum Cr4 {
   VME = 1 << 0, PVI = 1 << 1, TSD = 1 << 2, DE = 1 << 3, PSE = 1 << 4, PAE = 1 << 5, MCE = 1 << 6, PGE = 1 << 7, PCE = 1 << 8,
   OSFXSR = 1 << 9, OSXMMEXCPT = 1 << 10, UMIP = 1 << 11, FSGSBASE = 1 << 16, PCIDE = 1 << 17, OSXSAVE = 1 << 18, SMEP = 1 << 20, SMAP = 1 << 21,
+  PKE = 1 << 22, PKS = 1 << 24,
 }
 export enum Efer { SCE = 1 << 0, LME = 1 << 8, LMA = 1 << 10, NXE = 1 << 11 }
 

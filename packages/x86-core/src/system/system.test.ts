@@ -164,6 +164,30 @@ debug_trap:
   });
 });
 
+describe('instruction breakpoints after MOV SS', () => {
+  const source = `${PROTECTED_PROLOGUE}
+    gate 1, debug_fault
+    xor ecx, ecx
+    mov eax, target
+    mov dr0, eax
+    mov eax, 0x401                ; L0, execute, one byte
+    mov dr7, eax
+    mov ax, ss
+    mov ss, ax
+target:
+    nop
+    hlt
+debug_fault:
+    inc ecx
+    or dword [esp + 8], 0x10000   ; RF: run the instruction this time
+    iretd`;
+
+  test('an Intel model holds back a breakpoint on the instruction after MOV SS; an AMD one delivers it', () => {
+    expect(runAssembly(32, source, { machine: { model: 'tsvirt-max' } }).cpu.getRegister(Reg.RCX)).toBe(0n);
+    expect(runAssembly(32, source, { machine: { model: 'qemu64' } }).cpu.getRegister(Reg.RCX)).toBe(1n);
+  });
+});
+
 describe('code caching', () => {
   test('self-modifying code: a store into an instruction ahead changes what runs', () => {
     const { cpu } = runAssembly(64, `mov byte [rel target + 1], 0x42
