@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what tsvirt's build and tests need on Debian/Ubuntu beyond the npm
 # registry: the assembler and compilers the CPU tests use, and QEMU's tools
-# that judge our image formats. Also pnpm, when it is missing. Idempotent.
+# that judge our image formats, QEMU itself (the reference for QMP), and passt for user-mode networking. Also pnpm, when it is missing. Idempotent.
 set -euo pipefail
 
-packages=(nasm gcc libc6-dev qemu-utils cpio acpica-tools libzstd-dev e2fsprogs)
+packages=(nasm gcc libc6-dev qemu-utils cpio acpica-tools libzstd-dev e2fsprogs qemu-system-x86 passt)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -120,9 +120,15 @@ export function resolveModules(wanted: readonly string[], files: ReadonlyMap<str
  * ext4 (with crc32c, which ext4's checksums ask the crypto API for rather than
  * depend on). Their dependencies come from the modules' own `depends=`.
  */
-export const DEFAULT_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'virtio-rng', 'virtio_console', 'virtio_balloon', 'crc32c_generic', 'ext4'] as const;
+export const DEFAULT_MODULES = ['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio-rng', 'virtio_console', 'virtio_balloon', 'crc32c_generic', 'ext4'] as const;
+/**
+ * Modules a default build carries in /lib/modules without loading them: a
+ * test loads one when it has plugged its device (ib700wdt would otherwise
+ * take /dev/watchdog on every boot, since the board cannot be probed).
+ */
+export const ON_DEMAND_MODULES = ['i6300esb', 'ib700wdt'] as const;
 /** Bumped when what a default build holds changes, so an older build in .guests/ is rebuilt. */
-const KIT_VERSION = 2;
+const KIT_VERSION = 3;
 
 /** The guest kit's images for `arch` if .guests/ has them, built by this kit version with the default modules. */
 export function existingGuest(arch: GuestArch): GuestManifest | undefined {
@@ -148,7 +154,10 @@ export function buildGuest(arch: GuestArch, modules: readonly string[] = DEFAULT
   const kernelVersion = kernelPackage.replace(/^linux-image-/, '');
   const modulesRoot = [path.join(tree, 'lib/modules', kernelVersion), path.join(tree, 'usr/lib/modules', kernelVersion)].find(existsSync);
   if (modulesRoot === undefined) throw new Error(`no modules directory for ${kernelVersion} in ${kernelDeb}`);
-  const moduleFiles = modules.length === 0 ? [] : resolveModules(modules, indexModules(path.join(modulesRoot, 'kernel')), (file) => readFileSync(path.join(modulesRoot, 'kernel', file)));
+  const moduleIndex = indexModules(path.join(modulesRoot, 'kernel'));
+  const resolve = (names: readonly string[]) => (names.length === 0 ? [] : resolveModules(names, moduleIndex, (file) => readFileSync(path.join(modulesRoot, 'kernel', file))));
+  const moduleFiles = resolve(modules);
+  const onDemand = modules === DEFAULT_MODULES ? resolve(ON_DEMAND_MODULES).filter((module) => !moduleFiles.includes(module)) : [];
 
   const entries: CpioEntry[] = ['bin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'root', 'lib', 'lib/modules'].map((dir) => ({ kind: 'directory', path: dir }));
   entries.push({ kind: 'device', path: 'dev/console', character: true, major: 5, minor: 1 });
@@ -161,6 +170,7 @@ export function buildGuest(arch: GuestArch, modules: readonly string[] = DEFAULT
     loaded.push(`/${target}`);
   }
   if (loaded.length > 0) entries.push({ kind: 'file', path: 'etc/modules', data: new TextEncoder().encode(`${loaded.join('\n')}\n`) });
+  for (const module of onDemand) entries.push({ kind: 'file', path: `lib/modules/${path.basename(module)}`, data: readFileSync(path.join(modulesRoot, 'kernel', module)) });
 
   const out = path.join(guestsDir, arch);
   mkdirSync(out, { recursive: true });

@@ -12,6 +12,8 @@ export interface SessionOptions {
   readonly memory?: string;
   /** Appended to the kernel command line after `console=ttyS0 panic=-1`. */
   readonly append?: string;
+  /** More `tsvirt run` arguments (devices, --qmp). */
+  readonly args?: readonly string[];
 }
 
 export interface CommandResult {
@@ -48,6 +50,7 @@ export class GuestSession {
     args.push('--append', `console=ttyS0 panic=-1${options.append === undefined ? '' : ` ${options.append}`}`);
     if (options.cpu !== undefined) args.push('--cpu', options.cpu);
     if (options.deterministic === true) args.push('--deterministic');
+    args.push(...(options.args ?? []));
     return new GuestSession(spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] }));
   }
 

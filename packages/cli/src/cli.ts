@@ -8,8 +8,10 @@ const USAGE = `usage: tsvirt <command> [arguments]
 
 commands:
   run --kernel FILE ...  boot a kernel, as QEMU's -kernel does: [--initrd FILE] [--append TEXT]
-                         [--memory SIZE] [--cpu qemu64|tsvirt-max[,-kvmclock]] [--no-reboot]
+                         [--memory SIZE] [--cpu qemu64|max|tsvirt-max|Opteron_G1[,+F|,-F]...] [--no-reboot]
+                         [--device pc-testdev|pci-testdev|isa-debug-exit,iobase=P,iosize=N] [--smp 1]
                          [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]
+                         [--qmp unix:PATH,server=on,wait=off|tcp:HOST:PORT,...]... [--name NAME] [-S]
   img <subcommand> ...   disk image tools, with qemu-img's arguments:
                          create, info, check, convert, snapshot, commit, rebase,
                          resize, map, measure, compare, amend (tsvirt img --help)

@@ -1,5 +1,6 @@
-import { type BlockBackend, canDiscard, type PciDevice } from '@tsvirt/interfaces';
-import { VirtioBlk, VirtioPci, VirtioRng } from '@tsvirt/devices-virtio';
+import { type BlockBackend, canDiscard, type CharacterBackend, type NetworkBackend, parseMacAddress, type PciDevice } from '@tsvirt/interfaces';
+import { VirtioBalloon, VirtioBlk, VirtioConsole, type VirtioConsolePort, type VirtioDevice, VirtioMmio, VirtioNet, VirtioPci, VirtioRng } from '@tsvirt/devices-virtio';
+import { parseTestDevice, TEST_DEVICES, testPciDevice, type TestDeviceSpec } from './test-device-options.js';
 
 /** A bad `--drive` or `--device`: the message is the whole one-line explanation. */
 export class DeviceOptionError extends Error {}
@@ -19,9 +20,24 @@ export interface DriveSpec {
 }
 
 /** `--device`: the devices tsvirt can plug, with their properties. */
-export type DeviceSpec = { readonly driver: 'virtio-blk-pci'; readonly drive: string; readonly serial: string | undefined } | { readonly driver: 'virtio-rng-pci' };
+export type DeviceSpec =
+  | { readonly driver: 'virtio-blk-pci'; readonly drive: string; readonly serial: string | undefined }
+  | { readonly driver: 'virtio-rng-pci' }
+  | { readonly driver: 'virtio-net-pci'; readonly netdev: string; readonly mac: Uint8Array | undefined }
+  /** The same on the virtio-mmio transport (QEMU's `-device` names for it). */
+  | { readonly driver: 'virtio-blk-device'; readonly drive: string; readonly serial: string | undefined }
+  | { readonly driver: 'virtio-rng-device' }
+  | { readonly driver: 'virtio-balloon-pci' | 'virtio-balloon-device'; readonly deflateOnOom: boolean; readonly freePageReporting: boolean }
+  /** The virtio-serial bus, and ports on it: `virtconsole` (Linux's hvc0) and named `virtserialport`s, each on a `--chardev`. */
+  | { readonly driver: 'virtio-serial-pci' }
+  | { readonly driver: 'virtconsole' | 'virtserialport'; readonly chardev: string; readonly name: string | undefined }
+  | { readonly driver: 'i6300esb' | 'ib700' }
+  | TestDeviceSpec;
 
-const DEVICES = ['virtio-blk-pci', 'virtio-rng-pci'] as const;
+const DEVICES = [
+  'virtio-blk-pci', 'virtio-net-pci', 'virtio-rng-pci', 'virtio-balloon-pci', 'virtio-serial-pci', 'virtconsole', 'virtserialport',
+  'virtio-blk-device', 'virtio-rng-device', 'virtio-balloon-device', 'i6300esb', 'ib700', ...TEST_DEVICES,
+] as const;
 
 /**
  * QEMU's sub-option syntax: `a=1,b=2`, with `,,` for a comma inside a value.
@@ -104,18 +120,52 @@ export function parseDrive(text: string, index: number): DriveSpec {
 export function parseDevice(text: string): DeviceSpec {
   const { name, values } = parseSubOptions(text, '--device', true);
   if (name === undefined) throw new DeviceOptionError('--device: the first item must be the device name');
+  const option = `--device ${name}`;
   switch (name) {
-    case 'virtio-blk-pci': {
+    case 'virtio-blk-pci':
+    case 'virtio-blk-device': {
       const drive = take(values, 'drive');
-      if (drive === undefined) throw new DeviceOptionError('--device virtio-blk-pci: drive=ID is required');
+      if (drive === undefined) throw new DeviceOptionError(`${option}: drive=ID is required`);
       const serial = take(values, 'serial');
-      if (serial !== undefined && new TextEncoder().encode(serial).length > 20) throw new DeviceOptionError('--device virtio-blk-pci: serial is at most 20 bytes');
-      rejectRest('--device virtio-blk-pci', values);
+      if (serial !== undefined && new TextEncoder().encode(serial).length > 20) throw new DeviceOptionError(`${option}: serial is at most 20 bytes`);
+      rejectRest(option, values);
       return { driver: name, drive, serial };
     }
     case 'virtio-rng-pci':
-      rejectRest('--device virtio-rng-pci', values);
+    case 'virtio-rng-device':
+    case 'virtio-serial-pci':
+    case 'i6300esb':
+    case 'ib700':
+      rejectRest(option, values);
       return { driver: name };
+    case 'virtio-balloon-pci':
+    case 'virtio-balloon-device': {
+      const deflateOnOom = onOff(option, 'deflate-on-oom', take(values, 'deflate-on-oom'));
+      const freePageReporting = onOff(option, 'free-page-reporting', take(values, 'free-page-reporting'));
+      rejectRest(option, values);
+      return { driver: name, deflateOnOom, freePageReporting };
+    }
+    case 'virtconsole':
+    case 'virtserialport': {
+      const chardev = take(values, 'chardev');
+      if (chardev === undefined) throw new DeviceOptionError(`${option}: chardev=ID is required`);
+      const portName = take(values, 'name');
+      rejectRest(option, values);
+      return { driver: name, chardev, name: portName };
+    }
+    case 'virtio-net-pci': {
+      const netdev = take(values, 'netdev');
+      if (netdev === undefined) throw new DeviceOptionError('--device virtio-net-pci: netdev=ID is required');
+      const text = take(values, 'mac');
+      const mac = text === undefined ? undefined : parseMacAddress(text);
+      if (text !== undefined && (mac === undefined || (mac[0]! & 1) !== 0)) throw new DeviceOptionError(`--device virtio-net-pci: mac=${text} is not a unicast MAC address (52:54:00:12:34:56)`);
+      rejectRest('--device virtio-net-pci', values);
+      return { driver: name, netdev, mac };
+    }
+    case 'pc-testdev':
+    case 'pci-testdev':
+    case 'isa-debug-exit':
+      return parseTestDevice(name, values, (message) => new DeviceOptionError(message));
     default:
       throw new DeviceOptionError(`--device: '${name}' is not a device tsvirt has (known: ${DEVICES.join(', ')})`);
   }
@@ -140,35 +190,141 @@ function presentedBackend(backend: BlockBackend, drive: DriveSpec): BlockBackend
   return view;
 }
 
+/** What the command line's devices become for one boot. */
+export interface MachineDevices {
+  /** In QEMU's order: every `--device` as given, then a virtio-blk per `if=virtio` drive. */
+  readonly pci: PciDevice[];
+  /** virtio-mmio transports (`virtio-*-device`), in order. */
+  readonly mmio: VirtioMmio[];
+  readonly watchdog: 'i6300esb' | 'ib700' | undefined;
+  /** The balloon, for QMP's `balloon` and `query-balloon`. */
+  readonly balloon: VirtioBalloon | undefined;
+}
+
+/** What devices take from outside themselves: the opened back ends, and the guest's RAM for the balloon. */
+export interface DeviceResources {
+  readonly backends: ReadonlyMap<string, BlockBackend>;
+  readonly netdevs?: ReadonlyMap<string, NetworkBackend>;
+  readonly chardevs?: ReadonlyMap<string, CharacterBackend>;
+  readonly memoryBytes?: number;
+  /** The balloon's size changed (QMP's BALLOON_CHANGE). */
+  readonly onBalloonChange?: (actualBytes: number) => void;
+}
+
 /**
- * The PCI devices for the drives and devices given, in QEMU's order: every
- * `--device` as given, then a virtio-blk for every `if=virtio` drive (QEMU
- * turns those into devices after the command line's). Each `if=none` drive
- * is used by exactly one `--device`.
+ * The devices for the drives and devices given, built fresh for each boot
+ * on the same back ends. Each `if=none` drive, `--netdev` and `--chardev`
+ * is used by exactly one device; the virtio-serial ports go on the one
+ * `virtio-serial-pci`, consoles first; one balloon and one watchdog at most.
  */
-export function buildDevices(drives: readonly DriveSpec[], devices: readonly DeviceSpec[], backends: ReadonlyMap<string, BlockBackend>): PciDevice[] {
+export function buildMachineDevices(drives: readonly DriveSpec[], devices: readonly DeviceSpec[], resources: DeviceResources): MachineDevices {
   const ids = new Set<string>();
   for (const drive of drives) {
     if (ids.has(drive.id)) throw new DeviceOptionError(`--drive: id '${drive.id}' is used twice`);
     ids.add(drive.id);
   }
+  const netdevs = resources.netdevs ?? new Map<string, NetworkBackend>();
   const used = new Set(drives.filter((drive) => drive.interface === 'virtio').map((drive) => drive.id));
-  const result: PciDevice[] = [];
+  const usedNetdevs: string[] = [];
+  const pci: PciDevice[] = [];
+  const mmio: VirtioMmio[] = [];
+  const place = (device: VirtioDevice, driver: string): void => {
+    if (driver.endsWith('-device')) mmio.push(new VirtioMmio(device));
+    else pci.push(new VirtioPci(device));
+  };
+  const disk = (drive: DriveSpec, serial?: string) => new VirtioBlk({ backend: presentedBackend(resources.backends.get(drive.id)!, drive), readOnly: drive.readOnly, ...(serial === undefined ? {} : { serial }) });
+  let balloon: VirtioBalloon | undefined;
+  let watchdog: 'i6300esb' | 'ib700' | undefined;
+  const serialBus = serialPorts(devices, resources.chardevs ?? new Map());
   for (const device of devices) {
-    if (device.driver === 'virtio-rng-pci') {
-      result.push(new VirtioPci(new VirtioRng()));
-      continue;
+    switch (device.driver) {
+      case 'pc-testdev':
+      case 'pci-testdev':
+      case 'isa-debug-exit': {
+        const testDevice = testPciDevice(device);
+        if (testDevice !== undefined) pci.push(testDevice);
+        break;
+      }
+      case 'virtio-rng-pci':
+      case 'virtio-rng-device':
+        place(new VirtioRng(), device.driver);
+        break;
+      case 'virtio-net-pci':
+        pci.push(networkDevice(device, netdevs, usedNetdevs));
+        break;
+      case 'virtio-balloon-pci':
+      case 'virtio-balloon-device':
+        if (balloon !== undefined) throw new DeviceOptionError(`--device ${device.driver}: only one balloon device is supported`);
+        if (resources.memoryBytes === undefined) throw new DeviceOptionError(`--device ${device.driver}: the balloon needs the guest's memory size`);
+        balloon = new VirtioBalloon({ ramBytes: resources.memoryBytes, deflateOnOom: device.deflateOnOom, freePageReporting: device.freePageReporting, onChange: resources.onBalloonChange });
+        place(balloon, device.driver);
+        break;
+      case 'virtio-serial-pci':
+        pci.push(new VirtioPci(new VirtioConsole({ ports: serialBus })));
+        break;
+      case 'virtconsole':
+      case 'virtserialport':
+        break;
+      case 'i6300esb':
+      case 'ib700':
+        if (watchdog !== undefined) throw new DeviceOptionError(`--device ${device.driver}: the machine has a watchdog already (${watchdog})`);
+        watchdog = device.driver;
+        break;
+      case 'virtio-blk-pci':
+      case 'virtio-blk-device': {
+        const drive = drives.find((candidate) => candidate.id === device.drive);
+        if (drive === undefined) throw new DeviceOptionError(`--device ${device.driver}: no --drive with id '${device.drive}'`);
+        if (used.has(drive.id)) throw new DeviceOptionError(`--device ${device.driver}: drive '${drive.id}' is already in use`);
+        used.add(drive.id);
+        place(disk(drive, device.serial), device.driver);
+        break;
+      }
     }
-    const drive = drives.find((candidate) => candidate.id === device.drive);
-    if (drive === undefined) throw new DeviceOptionError(`--device virtio-blk-pci: no --drive with id '${device.drive}'`);
-    if (used.has(drive.id)) throw new DeviceOptionError(`--device virtio-blk-pci: drive '${drive.id}' is already in use`);
-    used.add(drive.id);
-    result.push(new VirtioPci(new VirtioBlk({ backend: presentedBackend(backends.get(drive.id)!, drive), readOnly: drive.readOnly, ...(device.serial === undefined ? {} : { serial: device.serial }) })));
   }
   for (const drive of drives) {
-    if (drive.interface === 'virtio') result.push(new VirtioPci(new VirtioBlk({ backend: presentedBackend(backends.get(drive.id)!, drive), readOnly: drive.readOnly })));
+    if (drive.interface === 'virtio') pci.push(new VirtioPci(disk(drive)));
   }
   const unused = drives.find((drive) => !used.has(drive.id));
   if (unused !== undefined) throw new DeviceOptionError(`--drive ${unused.file}: if=none, but no --device uses drive '${unused.id}'`);
-  return result;
+  const idle = [...netdevs.keys()].find((id) => !usedNetdevs.includes(id));
+  if (idle !== undefined) throw new DeviceOptionError(`--netdev ${idle}: no --device virtio-net-pci,netdev=${idle} uses it`);
+  return { pci, mmio, watchdog, balloon };
+}
+
+/** The PCI devices alone (see {@link buildMachineDevices}). */
+export function buildDevices(drives: readonly DriveSpec[], devices: readonly DeviceSpec[], backends: ReadonlyMap<string, BlockBackend>, netdevs: ReadonlyMap<string, NetworkBackend> = new Map()): PciDevice[] {
+  return buildMachineDevices(drives, devices, { backends, netdevs }).pci;
+}
+
+/**
+ * The virtio-serial ports on their chardevs, consoles first (Linux makes the
+ * first console port hvc0). Checked as QEMU does: ports need the bus, and a
+ * chardev serves one port.
+ */
+function serialPorts(devices: readonly DeviceSpec[], chardevs: ReadonlyMap<string, CharacterBackend>): VirtioConsolePort[] {
+  const buses = devices.filter((device) => device.driver === 'virtio-serial-pci').length;
+  const ports = devices.filter((device): device is Extract<DeviceSpec, { driver: 'virtconsole' | 'virtserialport' }> => device.driver === 'virtconsole' || device.driver === 'virtserialport');
+  if (buses > 1) throw new DeviceOptionError('--device virtio-serial-pci: given more than once (tsvirt has one virtio-serial bus)');
+  const usedChardevs = new Set<string>();
+  const result = ports.map((port) => {
+    if (buses === 0) throw new DeviceOptionError(`--device ${port.driver}: No 'virtio-serial-bus' bus found (add --device virtio-serial-pci)`);
+    const backend = chardevs.get(port.chardev);
+    if (backend === undefined) throw new DeviceOptionError(`--device ${port.driver}: no --chardev with id '${port.chardev}'`);
+    if (usedChardevs.has(port.chardev)) throw new DeviceOptionError(`--device ${port.driver}: chardev '${port.chardev}' is already in use`);
+    usedChardevs.add(port.chardev);
+    return { backend, console: port.driver === 'virtconsole', ...(port.name === undefined ? {} : { name: port.name }) };
+  });
+  if (result.length > 31) throw new DeviceOptionError('--device virtserialport: at most 31 ports on the virtio-serial bus');
+  if (result.filter((port) => port.console).length > 1) throw new DeviceOptionError('--device virtconsole: tsvirt has one console port (hvc0) per bus');
+  return [...result.filter((port) => port.console), ...result.filter((port) => !port.console)];
+}
+
+/** A virtio-net on its back end; without mac=, QEMU's 52:54:00:12:34:56 for the first NIC, …:57 for the second. */
+function networkDevice(device: Extract<DeviceSpec, { driver: 'virtio-net-pci' }>, netdevs: ReadonlyMap<string, NetworkBackend>, used: string[]): PciDevice {
+  const backend = netdevs.get(device.netdev);
+  if (backend === undefined) throw new DeviceOptionError(`--device virtio-net-pci: no --netdev with id '${device.netdev}'`);
+  if (used.includes(device.netdev)) throw new DeviceOptionError(`--device virtio-net-pci: netdev '${device.netdev}' is already in use`);
+  const mac = device.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + used.length);
+  used.push(device.netdev);
+  return new VirtioPci(new VirtioNet({ backend, mac }));
 }

@@ -8,14 +8,19 @@ import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
 import { KERNEL_SIZE_LIMIT, UsageError, hostMemoryBytes, parseMemorySize, parseRunArguments, readBootFile, runVm } from './run-command.js';
+import { machineTestDevices } from './test-device-options.js';
 
-/** A multiboot kernel that prints a line on COM1 and leaves through isa-debug-exit with value 0x20: status 65. */
-const greeter = `
+/** A flat multiboot kernel's start: loaded at 1 MiB (the a.out-kludge fields), entered at `start`. */
+const MULTIBOOT_AT_1M = `
 bits 32
 org 0x100000
 header: dd 0x1BADB002, 0x00010000, -(0x1BADB002 + 0x00010000)
         dd header, 0x100000, 0, 0, start
 start:
+`;
+
+/** A multiboot kernel that prints a line on COM1 and leaves through isa-debug-exit with value 0x20: status 65. */
+const greeter = `${MULTIBOOT_AT_1M}
   mov dx, 0x3fb
   mov al, 3
   out dx, al
@@ -66,6 +71,11 @@ describe('tsvirt run arguments', () => {
       deterministic: false,
       drives: [],
       devices: [],
+      qmp: [],
+      paused: false,
+      netdevs: [],
+      chardevs: [],
+      watchdogAction: 'reset',
     });
     expect(parseMemorySize('512')).toBe(512 << 20);
     // QEMU's feature switches: kvmclock is on in qemu64 and can be turned off either way.
@@ -80,21 +90,41 @@ describe('tsvirt run arguments', () => {
     expect(parseMemorySize('1.5G')).toBe(1.5 * 2 ** 30);
   });
 
+  it("takes kvm-unit-tests' runner options: the test devices and -smp 1", () => {
+    const args = parseRunArguments(['--kernel', 'k', '--device', 'pc-testdev', '--device', 'isa-debug-exit,iobase=0xf4,iosize=0x4', '--device', 'pci-testdev', '--smp', '1']);
+    expect(args.devices).toEqual([{ driver: 'pc-testdev' }, { driver: 'isa-debug-exit', iobase: 0xf4, iosize: 4 }, { driver: 'pci-testdev' }]);
+    expect(machineTestDevices(args.devices, (message) => new Error(message))).toEqual({ pcTestdev: true, debugExit: { iobase: 0xf4, iosize: 4 } });
+    // QEMU's isa-debug-exit defaults: port 0x501, two ports.
+    expect(parseRunArguments(['--kernel', 'k', '--device', 'isa-debug-exit']).devices).toEqual([{ driver: 'isa-debug-exit', iobase: 0x501, iosize: 2 }]);
+    expect(machineTestDevices([], (message) => new Error(message))).toEqual({ pcTestdev: false, debugExit: undefined });
+    expect(parseRunArguments(['--kernel', 'k', '--smp', 'cpus=1']).kernel).toBe('k');
+    for (const [argv, message] of [
+      [['--smp', '2'], /--smp: '2' is not 1/],
+      [['--device', 'pc-testdev', '--device', 'pc-testdev'], /--device pc-testdev: given more than once/],
+      [['--device', 'isa-debug-exit,iosize=3'], /iosize=3 must be 1, 2 or 4/],
+      [['--device', 'isa-debug-exit,iobase=0xfffe,iosize=4'], /past the 64 KiB port space/],
+      [['--device', 'isa-debug-exit,iobase=port'], /iobase=port is not a number/],
+      [['--device', 'pc-testdev,x=1'], /--device pc-testdev: unknown option 'x'/],
+    ] as const) {
+      expect(() => parseRunArguments(['--kernel', 'k', ...argv]), argv.join(' ')).toThrow(message);
+    }
+  });
+
   it('refuses bad arguments with one line naming the problem', async () => {
     for (const [argv, message] of [
       [[], /--kernel is required/],
       [['--kernel', 'k', '--memory', 'lots'], /--memory: 'lots' is not a size/],
       [['--kernel', 'k', '--memory', '1M'], /too small/],
       [['--kernel', 'k', '--cpu', 'pentium9'], /unknown CPU model 'pentium9'/],
-      [['--kernel', 'k', '--cpu', 'qemu64,-avx512'], /'-avx512' is not one of \+kvmclock/],
-      [['--kernel', 'k', '--cpu', 'qemu64,kvmclock=maybe'], /'kvmclock=maybe' is not one of/],
+      [['--kernel', 'k', '--cpu', 'qemu64,-avx512'], /'-avx512' is not vendor=NAME or one of \+kvmclock/],
+      [['--kernel', 'k', '--cpu', 'qemu64,kvmclock=maybe'], /'kvmclock=maybe' is not vendor=NAME or one of/],
       [['--kernel', 'k', '--serial', 'pty'], /--serial: 'pty'/],
       [['--kernel', 'k', '--frobnicate'], /unknown argument '--frobnicate'/],
       [['--kernel', 'k', '--drive', 'format=raw'], /--drive: 'file' is required/],
       [['--kernel', 'k', '--drive', 'file=a.img'], /if=ide \(QEMU's default\) needs an IDE controller/],
       [['--kernel', 'k', '--drive', 'file=a.img,if=virtio,frob=1'], /--drive: unknown option 'frob'/],
       [['--kernel', 'k', '--drive', 'file=a.img,if=virtio,cache=fast'], /cache=fast is not one of writeback/],
-      [['--kernel', 'k', '--device', 'e1000'], /'e1000' is not a device tsvirt has \(known: virtio-blk-pci, virtio-rng-pci\)/],
+      [['--kernel', 'k', '--device', 'e1000'], /'e1000' is not a device tsvirt has \(known: virtio-blk-pci, virtio-net-pci, virtio-rng-pci, virtio-balloon-pci, virtio-serial-pci, virtconsole, virtserialport, virtio-blk-device, virtio-rng-device, virtio-balloon-device, i6300esb, ib700, pc-testdev, pci-testdev, isa-debug-exit\)/],
       [['--kernel', 'k', '--device', 'virtio-blk-pci'], /drive=ID is required/],
       [['--kernel', 'k', '--device', 'virtio-rng-pci,max-bytes=5'], /unknown option 'max-bytes'/],
       [['--kernel'], /--kernel needs a value/],
@@ -209,6 +239,30 @@ describe('tsvirt run checks the guest memory against the host', () => {
   });
 });
 
+/** Reads fw_cfg's NB_CPUS and checks pc-testdev's scratch register, then reports through isa-debug-exit at 0xF4. */
+const runnerProbe = `${MULTIBOOT_AT_1M}
+  mov dx, 0x510
+  mov ax, 5
+  out dx, ax
+  mov dx, 0x511
+  in al, dx
+  movzx ebx, al
+  mov dx, 0xe0
+  mov eax, 0x12345678
+  out dx, eax
+  in eax, dx
+  cmp eax, 0x12345678
+  jne fail
+  lea eax, [ebx + 0x10]
+  mov dx, 0xf4
+  out dx, eax
+fail:
+  mov eax, 0x7f
+  mov dx, 0xf4
+  out dx, eax
+  hlt
+`;
+
 describe.skipIf(!nasmAvailable() && !process.env.CI)('tsvirt run with a kernel', () => {
   const kernel = path.join(dir, 'greeter.bin');
   beforeAll(() => writeFileSync(kernel, assemble(greeter)));
@@ -235,6 +289,16 @@ describe.skipIf(!nasmAvailable() && !process.env.CI)('tsvirt run with a kernel',
     const result = await cli('run', '--kernel', kernel, '--serial', 'file:/dev/full', '--deterministic', '--memory', '64M');
     expect(result.stderr).toBe("tsvirt run: --serial file:/dev/full: serial device '/dev/full' refuses writes: no space left on device\n");
     expect(result.status).toBe(2);
+  });
+
+  it("serves kvm-unit-tests' runner: pc-testdev, pci-testdev, isa-debug-exit at 0xF4 (4 ports), fw_cfg NB_CPUS = 1", async () => {
+    const probe = path.join(dir, 'probe.bin');
+    writeFileSync(probe, assemble(runnerProbe));
+    const runner = ['--device', 'pc-testdev', '--device', 'isa-debug-exit,iobase=0xf4,iosize=0x4', '--device', 'pci-testdev', '--smp', '1', '--memory', '64', '--no-reboot'];
+    // NB_CPUS (1) | 0x10 written as a dword to 0xF4: status 0x23.
+    expect((await cli('run', '--kernel', probe, ...runner, '--append', 'arg', '--deterministic')).status).toBe(0x23);
+    // Without pc-testdev its scratch register reads all-ones, and the probe says so (0x7F: status 255).
+    expect((await cli('run', '--kernel', probe, ...runner.slice(2), '--deterministic')).status).toBe(0xff);
   });
 
   it('runs from the built command with the console on the terminal', () => {

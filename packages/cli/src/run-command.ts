@@ -1,12 +1,17 @@
 import { constants, readFileSync, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { totalmem } from 'node:os';
-import { FileBackend, StdioBackend, TcpClientBackend } from '@tsvirt/devices-emulated';
-import type { BlockBackend, CharacterBackend } from '@tsvirt/interfaces';
+import { FileBackend, StdioBackend, TcpClientBackend } from '@tsvirt/backends';
+import type { BlockBackend, CharacterBackend, NetworkBackend } from '@tsvirt/interfaces';
 import { type CommandOutput, openImage } from '@tsvirt/storage';
-import { PcMachine, type MachineExit } from '@tsvirt/vm';
+import type { VirtioBalloon } from '@tsvirt/devices-virtio';
+import { PcMachine, WATCHDOG_ACTIONS, type MachineExit, type PcMachineOptions, type QmpEndpoint, type QmpServer, type WatchdogAction } from '@tsvirt/vm';
 import { parseCpuModel, type CpuModel } from '@tsvirt/x86-core';
-import { buildDevices, DeviceOptionError, type DeviceSpec, type DriveSpec, parseDevice, parseDrive } from './device-options.js';
+import { parseQmpOption, parseVmName, startQmpServer } from './qmp-options.js';
+import { buildMachineDevices, DeviceOptionError, type DeviceResources, type DeviceSpec, type DriveSpec, type MachineDevices, parseDevice, parseDrive } from './device-options.js';
+import { type ChardevSpec, type OpenChardev, openChardevs, parseChardev } from './chardev-options.js';
+import { machineTestDevices } from './test-device-options.js';
+import { type NetdevSpec, openNetdevs, parseNetdev } from './netdev-options.js';
 
 export type SerialSpec = { readonly kind: 'stdio' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
@@ -22,13 +27,24 @@ export interface RunArguments {
   readonly deterministic: boolean;
   readonly drives: readonly DriveSpec[];
   readonly devices: readonly DeviceSpec[];
+  /** QMP monitors to listen on (`--qmp`, several allowed). */
+  readonly qmp: readonly QmpEndpoint[];
+  /** `--name`: what query-name answers. */
+  readonly name?: string;
+  /** `-S`/`--paused`: start paused (QMP `cont` starts the guest). */
+  readonly paused: boolean;
+  readonly netdevs: readonly NetdevSpec[];
+  /** `--chardev`: host ends for the virtio-serial ports. */
+  readonly chardevs: readonly ChardevSpec[];
+  /** `--watchdog-action`: what the watchdog's expiry does (QEMU's default: reset). */
+  readonly watchdogAction: WatchdogAction;
 }
 
 /** A bad command line: the message is the whole one-line explanation. */
 export class UsageError extends Error {}
 
 export const RUN_USAGE =
-  'usage: tsvirt run --kernel FILE [--initrd FILE] [--append TEXT] [--memory SIZE] [--cpu MODEL[,+FEATURE|,-FEATURE]...] [--drive file=PATH,if=virtio|none,...] [--device virtio-blk-pci,drive=ID|virtio-rng-pci] [--no-reboot] [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic]';
+  'usage: tsvirt run --kernel FILE [--initrd FILE] [--append TEXT] [--memory SIZE] [--cpu MODEL[,+FEATURE|,-FEATURE]...] [--drive file=PATH,if=virtio|none,...] [--netdev user,id=ID[,hostfwd=tcp::HOSTPORT-:GUESTPORT]|stream,id=ID,server=on|off,addr.type=inet|unix,...|dgram,id=ID,local.*,remote.*] [--device virtio-blk-pci|virtio-blk-device,drive=ID|virtio-net-pci,netdev=ID[,mac=MAC]|virtio-rng-pci|virtio-rng-device|virtio-balloon-pci|virtio-balloon-device|virtio-serial-pci|virtconsole|virtserialport,chardev=ID[,name=NAME]|i6300esb|ib700|pc-testdev|pci-testdev|isa-debug-exit[,iobase=PORT,iosize=1|2|4]] [--chardev null|file,path=FILE|socket,host=H,port=P[,server=on,wait=off],id=ID]... [--watchdog-action reset|shutdown|poweroff|pause|debug|none|inject-nmi] [--smp 1] [--no-reboot] [--serial stdio|file:PATH|tcp:HOST:PORT] [--deterministic] [--qmp unix:PATH,server=on,wait=off|tcp:HOST:PORT,server=on,wait=off]... [--name NAME] [-S|--paused]';
 
 /** QEMU's -m: a number of MiB, or a number with a k/M/G/T suffix. */
 export function parseMemorySize(text: string): number {
@@ -50,11 +66,15 @@ function parseSerial(text: string): SerialSpec {
 }
 
 export function parseRunArguments(argv: readonly string[]): RunArguments {
-  const valued = new Set(['--kernel', '--initrd', '--append', '--memory', '--cpu', '--serial']);
+  const valued = new Set(['--kernel', '--initrd', '--append', '--memory', '--cpu', '--serial', '--smp', '--watchdog-action']);
   const values = new Map<string, string>();
   const flags = new Set<string>();
   const drives: DriveSpec[] = [];
   const devices: DeviceSpec[] = [];
+  const qmp: QmpEndpoint[] = [];
+  let vmName: string | undefined;
+  const netdevs: NetdevSpec[] = [];
+  const chardevs: ChardevSpec[] = [];
   const subOptions = (parse: () => void) => {
     try {
       parse();
@@ -71,15 +91,31 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
       const value = equals > 0 && argument.startsWith('--') ? argument.slice(equals + 1) : argv[++i];
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       values.set(name, value);
-    } else if (name === '--drive' || name === '--device') {
+    } else if (name === '--drive' || name === '--device' || name === '--netdev' || name === '--chardev') {
       const value = equals > 0 && argument.startsWith('--') ? argument.slice(equals + 1) : argv[++i];
       if (value === undefined) throw new UsageError(`${name} needs a value`);
-      subOptions(() => (name === '--drive' ? drives.push(parseDrive(value, drives.length)) : devices.push(parseDevice(value))));
-    } else if (name === '--no-reboot' || name === '--deterministic') flags.add(name);
+      subOptions(() => {
+        if (name === '--drive') drives.push(parseDrive(value, drives.length));
+        else if (name === '--netdev') netdevs.push(parseNetdev(value));
+        else if (name === '--chardev') chardevs.push(parseChardev(value));
+        else devices.push(parseDevice(value));
+      });
+    } else if (name === '--qmp' || name === '--name') {
+      const value = equals > 0 && argument.startsWith('--') ? argument.slice(equals + 1) : argv[++i];
+      if (value === undefined) throw new UsageError(`${name} needs a value`);
+      subOptions(() => (name === '--qmp' ? qmp.push(parseQmpOption(value)) : (vmName = parseVmName(value))));
+    } else if (name === '--no-reboot' || name === '--deterministic' || name === '--paused' || name === '-S') flags.add(name);
     else throw new UsageError(`unknown argument '${argument}'; ${RUN_USAGE}`);
   }
   const kernel = values.get('--kernel');
   if (kernel === undefined) throw new UsageError(`--kernel is required; ${RUN_USAGE}`);
+  // Refused here, before anything is opened: a test device given twice.
+  machineTestDevices(devices, (message) => new UsageError(message));
+  const smp = values.get('--smp');
+  // QEMU's -smp N (or cpus=N); one vCPU is what the machine has for now.
+  if (smp !== undefined && !/^(cpus=)?1$/.test(smp)) throw new UsageError(`--smp: '${smp}' is not 1 (tsvirt runs one vCPU for now)`);
+  const watchdogAction = values.get('--watchdog-action') ?? 'reset';
+  if (!(WATCHDOG_ACTIONS as readonly string[]).includes(watchdogAction)) throw new UsageError(`--watchdog-action: '${watchdogAction}' is not one of ${WATCHDOG_ACTIONS.join(', ')}`);
   let cpu: CpuModel;
   try {
     cpu = parseCpuModel(values.get('--cpu') ?? 'qemu64');
@@ -97,6 +133,12 @@ export function parseRunArguments(argv: readonly string[]): RunArguments {
     deterministic: flags.has('--deterministic'),
     drives,
     devices,
+    netdevs,
+    chardevs,
+    watchdogAction: watchdogAction as WatchdogAction,
+    qmp,
+    name: vmName,
+    paused: flags.has('--paused') || flags.has('-S'),
   };
 }
 
@@ -277,16 +319,40 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
   const kernel = await readBootFile(args.kernel, 'kernel', KERNEL_SIZE_LIMIT);
   const initrd = args.initrd === undefined ? undefined : await readBootFile(args.initrd, 'initrd', INITRD_SIZE_LIMIT);
   const backends = await openDrives(args.drives);
+  let networks = new Map<string, NetworkBackend>();
+  let chardevs = new Map<string, OpenChardev>();
+  let monitor: QmpServer | undefined;
+  /** This boot's balloon, for QMP's balloon and query-balloon. */
+  let balloon: VirtioBalloon | undefined;
+  const resources = (): DeviceResources => ({
+    backends,
+    netdevs: networks,
+    chardevs,
+    memoryBytes: args.memoryBytes,
+    onBalloonChange: (actual) => monitor?.monitor.emit('BALLOON_CHANGE', { actual }),
+  });
+  const closeHostEnds = async (): Promise<void> => {
+    for (const network of networks.values()) await network.close();
+    for (const chardev of chardevs.values()) await chardev.close?.();
+  };
   try {
-    // Checked once before the guest runs; each boot (after a reset) gets fresh devices on the same disks.
-    buildDevices(args.drives, args.devices, backends);
+    networks = await openNetdevs(args.netdevs);
+    chardevs = await openChardevs(args.chardevs);
+    // Checked once before the guest runs; each boot (after a reset) gets fresh devices on the same disks, networks and chardevs.
+    buildMachineDevices(args.drives, args.devices, resources());
   } catch (error) {
     for (const backend of backends.values()) await backend.close();
+    await closeHostEnds();
     if (error instanceof DeviceOptionError) throw new UsageError(error.message);
     throw error;
   }
   let machine: PcMachine | undefined;
   let escape = false;
+  // A serial port that cannot be opened stops the run: passt and the sockets go with it.
+  const closeNetworks = async (error: unknown): Promise<never> => {
+    await closeHostEnds();
+    throw error;
+  };
   let serial: CharacterBackend & { close?: () => unknown };
   if (args.serial.kind === 'stdio') {
     serial = new StdioBackend({
@@ -304,13 +370,14 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
       },
     });
   } else if (args.serial.kind === 'file') {
-    serial = await openSerialFile(args.serial.path);
+    serial = await openSerialFile(args.serial.path).catch(closeNetworks);
   } else {
     const client = new TcpClientBackend({ host: args.serial.host, port: args.serial.port });
-    await client.open();
+    await client.open().catch(closeNetworks);
     serial = client;
   }
   try {
+    const qmp = (monitor = await startQmpServer(args, () => balloon));
     for (;;) {
       machine = new PcMachine({
         memoryBytes: args.memoryBytes,
@@ -320,9 +387,16 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
         cpuModel: args.cpu,
         clockMode: args.deterministic ? 'deterministic' : 'realtime',
         serial,
-        pciDevices: buildDevices(args.drives, args.devices, backends),
+        ...machineDevices(buildMachineDevices(args.drives, args.devices, resources()), args.watchdogAction),
+        events: (event) => {
+          if (event.kind === 'watchdog') qmp.controller.watchdogExpired(event.action);
+        },
+        // QEMU starts a multiboot kernel's command line with the file name, which kvm-unit-tests reads as argv[0].
+        kernelName: args.kernel,
+        ...machineTestDevices(args.devices, (message) => new UsageError(message)),
       });
-      const exit: MachineExit = await machine.run();
+      // The QMP monitor's controller runs it: paused while the VM is, and it reports how it ended.
+      const exit: MachineExit = await qmp.controller.run(machine);
       switch (exit.kind) {
         case 'power-off':
         case 'stopped':
@@ -341,7 +415,16 @@ export async function runVm(argv: readonly string[], output: CommandOutput, opti
       }
     }
   } finally {
+    // After the guest: QMP clients get the SHUTDOWN event and `quit`'s answer before their sockets close.
+    await monitor?.close();
     await serial.close?.();
     for (const backend of backends.values()) await backend.close();
+    await closeHostEnds();
+  }
+
+  /** The machine options for one boot's devices; notes the balloon for QMP. */
+  function machineDevices(devices: MachineDevices, action: WatchdogAction): Pick<PcMachineOptions, 'pciDevices' | 'mmioDevices' | 'watchdog'> {
+    balloon = devices.balloon;
+    return { pciDevices: devices.pci, mmioDevices: devices.mmio, ...(devices.watchdog === undefined ? {} : { watchdog: { model: devices.watchdog, action } }) };
   }
 }

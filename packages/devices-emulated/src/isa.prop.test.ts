@@ -1,13 +1,12 @@
 import { fc, test } from '@fast-check/vitest';
 import { StateError, type AccessSize, type BusDevice, type Stateful } from '@tsvirt/interfaces';
-import { ManualClock, RecordingIrqLine } from '@tsvirt/interfaces/testing';
+import { ManualClock, MemoryCharacterBackend as PipeBackend, RecordingIrqLine } from '@tsvirt/interfaces/testing';
 import { expect } from 'vitest';
 import { I8042 } from './i8042/i8042.js';
 import { PicPair } from './pic/pic-pair.js';
 import { Pit } from './pit/pit.js';
 import { Rtc } from './rtc/rtc.js';
 import { SystemControlPortA } from './system-ports/system-control-port-a.js';
-import { PipeBackend } from './uart/backends/pipe-backend.js';
 import { Uart } from './uart/uart.js';
 import { corruptState, statePaths } from './testing/isa.js';
 

@@ -7,3 +7,4 @@ export { VirtioPci, type VirtioPciOptions, type VirtioPciState } from './pci/vir
 export { type DescriptorBuffer, type DescriptorChain, QueueError, readFromChain, SplitQueue, type SplitQueueState, writeToChain } from './queue/split-queue.js';
 export { VirtioRng, type VirtioRngOptions } from './rng/virtio-rng.js';
 export { DeviceStatus, DeviceType, DescriptorFlag, Feature, NO_VECTOR } from './spec.js';
+export { completeChecksum, NetFeature, VirtioNet, type VirtioNetEvent, type VirtioNetOptions, type VirtioNetStatistics } from './net/virtio-net.js';

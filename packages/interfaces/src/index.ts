@@ -11,3 +11,5 @@ export * from './snapshot.js';
 export * from './state-reader.js';
 export * from './events.js';
 export * from './character.js';
+export * from './network.js';
+export * from './memory-character-backend.js';

@@ -1,6 +1,6 @@
 export { BootError } from './errors.js';
 export { PcLayout, pcRamRegions } from './machine-layout.js';
-export { parseSetupHeader, XLF_KERNEL_64, type SetupHeader } from './loaders/bzimage.js';
+export { isBzImage, parseSetupHeader, XLF_KERNEL_64, type SetupHeader } from './loaders/bzimage.js';
 export { BOOT_CS, BOOT_DS, LinuxBootAddresses, loadLinux, type LinuxBootOptions, type LinuxBootPlan, type LinuxEntryState } from './loaders/linux.js';
 export { E820Type, buildE820, encodeE820, type E820Entry } from './firmware/e820.js';
 export { buildAcpiTables, defaultAcpiConfig, systemTable, type AcpiConfig, type AcpiTables, type IsaConfig } from './firmware/acpi/tables.js';
@@ -9,5 +9,7 @@ export { buildMpTables, type MpConfig, type MpTables } from './firmware/mptable.
 export { installPcFirmware, type PcFirmware } from './firmware/pc-firmware.js';
 export { MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC, loadMultiboot, type MultibootEntryState, type MultibootModule, type MultibootOptions } from './loaders/multiboot.js';
 export { VirtualClock, type VirtualClockOptions, type VirtualClockState } from './clock/virtual-clock.js';
-export { PC_PIRQ_IRQS, PcPlatform, type PcPlatformOptions } from './machine/pc-platform.js';
-export { PcMachine, type MachineEvent, type MachineExit, type PcMachineOptions } from './machine/pc-machine.js';
+export { PC_PIRQ_IRQS, PcPlatform, type DebugExitPlacement, type MmioDevice, type PcPlatformOptions } from './machine/pc-platform.js';
+export { X86FwCfgKey, installE820FwCfgFile, installMultibootFwCfgItems, installPcFwCfgItems, type MultibootFwCfg, type PcFwCfgOptions } from './firmware/fw-cfg-items.js';
+export { PcMachine, WATCHDOG_ACTIONS, type MachineEvent, type MachineExit, type PcMachineOptions, type WatchdogAction } from './machine/pc-machine.js';
+export * from './qmp/index.js';

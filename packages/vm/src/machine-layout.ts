@@ -22,6 +22,11 @@ export const PcLayout = {
   ioapicId: 0,
   hpetBase: 0xfed0_0000,
   localApicBase: 0xfee0_0000,
+  /** virtio-mmio devices, 0x200 bytes apart as on QEMU's microvm; the PCI window ends below them when there are any. */
+  virtioMmioBase: 0xfeb0_0000,
+  virtioMmioStride: 0x200,
+  /** Their interrupts: the IOAPIC inputs past the ISA IRQs, which the pc's PCI routing leaves free. */
+  virtioMmioFirstGsi: 16,
   /** The 32-bit PCI MMIO window the host bridge decodes, up to the IOAPIC. */
   pciHoleStart: 0xe000_0000,
   pciHoleEnd: 0xfec0_0000,

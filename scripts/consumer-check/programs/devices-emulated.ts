@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import type { Clock, IrqLine } from '@tsvirt/interfaces';
-import { COM1_BASE, PipeBackend, PortIoBus, Uart, UART_LENGTH } from '@tsvirt/devices-emulated';
+import { MemoryCharacterBackend as PipeBackend } from '@tsvirt/interfaces';
+import { COM1_BASE, PortIoBus, Uart, UART_LENGTH } from '@tsvirt/devices-emulated';
 
 const THR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5, SCR = 7;
 const clock: Clock = { now: () => 0, createTimer: () => ({ deadline: undefined, arm() {}, cancel() {} }) };

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PipeBackend } from '@tsvirt/devices-emulated';
+import { MemoryCharacterBackend as PipeBackend } from '@tsvirt/interfaces';
 import type { ClockMode } from '@tsvirt/interfaces';
 import { PcMachine } from '@tsvirt/vm';
 

@@ -1,32 +1,9 @@
 // Test helpers for the ISA devices: a character frontend with a settable
 // capacity (for backend tests) and byte-wide port accessors.
-import type { BusDevice, CharacterFrontend } from '@tsvirt/interfaces';
+import type { BusDevice } from '@tsvirt/interfaces';
 
-/**
- * A device end of a character stream that takes at most `capacity` bytes
- * until the test raises it, and records what it got. It throws if a backend
- * ever hands it more than it offered, so a test proves backpressure.
- */
-export class RecordingCharacterFrontend implements CharacterFrontend {
-  readonly received: number[] = [];
-
-  constructor(public capacity = 16) {}
-
-  receiveCapacity(): number {
-    return this.capacity;
-  }
-
-  receive(data: Uint8Array): void {
-    if (data.length > this.capacity) throw new Error(`backend sent ${data.length} bytes, only ${this.capacity} offered`);
-    this.capacity -= data.length;
-    this.received.push(...data);
-  }
-
-  /** What arrived, as text. */
-  text(): string {
-    return new TextDecoder().decode(Uint8Array.from(this.received));
-  }
-}
+// The recording character frontend now lives beside the in-memory back ends.
+export { RecordingCharacterFrontend } from '@tsvirt/interfaces/testing';
 
 /** `inb`/`outb` on a device's own offsets, for terse register tests. */
 export function bytePorts(device: BusDevice): { inb(offset: number): number; outb(offset: number, value: number): void } {

@@ -1,2 +1,1 @@
 export * from './uart.js';
-export * from './backends/index.js';

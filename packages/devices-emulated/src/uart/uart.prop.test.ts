@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { ManualClock, RecordingIrqLine } from '@tsvirt/interfaces/testing';
 import { expect } from 'vitest';
-import { PipeBackend } from './backends/pipe-backend.js';
+import { MemoryCharacterBackend as PipeBackend } from '@tsvirt/interfaces/testing';
 import { Uart } from './uart.js';
 
 /** A plain model of the 16550A's register file and interrupt logic, from the datasheet. */

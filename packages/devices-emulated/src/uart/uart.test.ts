@@ -1,7 +1,7 @@
 import { StateError } from '@tsvirt/interfaces';
 import { ManualClock, RecordingIrqLine } from '@tsvirt/interfaces/testing';
 import { describe, expect, it } from 'vitest';
-import { PipeBackend } from './backends/pipe-backend.js';
+import { MemoryCharacterBackend as PipeBackend } from '@tsvirt/interfaces/testing';
 import { Uart } from './uart.js';
 
 const RBR = 0;

@@ -67,7 +67,7 @@ export interface UartState {
  *
  * @example
  * ```ts
- * const com1 = new Uart({ clock, irq: pic.irqLine(4), backend: new StdioBackend() });
+ * const com1 = new Uart({ clock, irq: pic.irqLine(4), backend: new StdioBackend() }); // StdioBackend: @tsvirt/backends
  * pio.register(COM1_BASE, UART_LENGTH, com1, 'com1');
  * ```
  */

@@ -37,6 +37,11 @@ const MINIMUM_PROTOCOL = 0x0206;
  * Reads and checks the setup header. Throws {@link BootError} naming the
  * problem for anything that is not a bzImage we can boot.
  */
+/** True when `image` has a Linux boot protocol header ("HdrS" at 0x202), as QEMU tells a bzImage from a multiboot kernel. */
+export function isBzImage(image: Uint8Array): boolean {
+  return image.length > 0x206 && new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(0x202, true) === 0x5372_6448;
+}
+
 export function parseSetupHeader(image: Uint8Array): SetupHeader {
   if (image.length < 0x270) throw new BootError(`not a Linux kernel: ${image.length} bytes is too short for a bzImage setup header`);
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);

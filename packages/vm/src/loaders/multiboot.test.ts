@@ -105,6 +105,45 @@ describe.skipIf(!toolsPresent && !process.env.CI)('loadMultiboot with kernels bu
   });
 });
 
+describe.skipIf(!toolsPresent && !process.env.CI)("loadMultiboot places what QEMU's loader places where QEMU does", () => {
+  const flat = (origin: number, size = 16) => `
+      bits 32
+      org ${origin}
+      header: dd 0x1BADB002, 0x00010000, -(0x1BADB002 + 0x00010000)
+              dd header, ${origin}, 0, end_of_bss, start
+      start:  hlt
+      times ${size} db 0x90
+      end_of_bss equ $ + 16
+      `;
+  const readString = (memory: GuestRam, address: number) => {
+    const bytes = new Uint8Array(128);
+    memory.read(a(address), bytes);
+    return new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0)));
+  };
+
+  it('puts the memory map at 0x9000 and the information at 0x9500, and starts the command line with the kernel name', () => {
+    const { memory, e820 } = machine();
+    const entry = loadMultiboot(memory, { kernel: build(flat(0x20_0000), 'bin'), commandLine: 'tscdeadline', kernelName: 'x86/vmexit.flat', e820 });
+    expect(entry.ebx).toBe(0x9500);
+    expect(memory.readU32(a(0x9500 + 48))).toBe(0x9000);
+    expect(memory.readU32(a(0x9000))).toBe(20); // the first map entry's size field
+    expect(readString(memory, memory.readU32(a(0x9500 + 16)))).toBe('x86/vmexit.flat tscdeadline');
+    // QEMU's multiboot buffer: from the lowest address loaded, page-rounded past everything after the kernel.
+    expect(entry.loadAddress).toBe(0x20_0000);
+    expect(entry.image.length % 4096).toBe(0);
+    expect(entry.info).toHaveLength(88);
+  });
+
+  it('moves the map and the information after a kernel that is loaded over them (the realmode test at 0x8000)', () => {
+    const { memory, e820 } = machine();
+    const kernel = build(flat(0x8000, 0x2000), 'bin');
+    const entry = loadMultiboot(memory, { kernel, e820 });
+    expect(entry.ebx).toBeGreaterThanOrEqual(0x8000 + kernel.length);
+    expect(memory.readU8(a(0x8020))).toBe(0xf4); // the kernel is intact
+    expect(memory.readU32(a(entry.ebx + 48))).toBeGreaterThan(entry.ebx);
+  });
+});
+
 describe('loadMultiboot refuses what it cannot load', () => {
   it('names the problem', () => {
     const { memory, e820 } = machine();

@@ -12,9 +12,25 @@ const FLAG_AOUT_KLUDGE = 1 << 16;
 /** Flags we honour; a kernel requiring others (bits 0-15) must be refused, as the spec says. */
 const SUPPORTED_REQUIRED_FLAGS = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO | FLAG_VIDEO_MODE;
 
-/** Where the loader puts the boot information, in conventional memory under the EBDA. */
-const INFO_BASE = 0x9000;
-const INFO_END = 0x9_fc00;
+/**
+ * Where QEMU's multiboot loader puts the memory map (0x9000) and the
+ * information structure (0x9500), in conventional memory under the EBDA
+ * (hw/i386/multiboot.c). Everything else it builds goes after the kernel.
+ */
+const MEMORY_MAP_ADDRESS = 0x9000;
+const INFO_ADDRESS = 0x9500;
+const INFO_SIZE = 88;
+/** QEMU leaves 0x500 bytes for the map its option ROM reads from e820. */
+const MEMORY_MAP_ROOM = INFO_ADDRESS - MEMORY_MAP_ADDRESS;
+const PAGE = 4096;
+const FLAG_INFO_MEMORY = 1 << 0;
+const FLAG_INFO_BOOT_DEVICE = 1 << 1;
+const FLAG_INFO_COMMAND_LINE = 1 << 2;
+const FLAG_INFO_MODULES = 1 << 3;
+const FLAG_INFO_MEMORY_MAP = 1 << 6;
+const FLAG_INFO_LOADER_NAME = 1 << 9;
+/** QEMU's boot_device: BIOS drive 0x80, no partitions. */
+const BOOT_DEVICE = 0x8000_ffff;
 
 export interface MultibootModule {
   readonly data: Uint8Array;
@@ -24,6 +40,12 @@ export interface MultibootModule {
 export interface MultibootOptions {
   readonly kernel: Uint8Array;
   readonly commandLine?: string;
+  /**
+   * The kernel's file name, which QEMU puts before the command line ("NAME
+   * ARGS"): programs that take the command line as argv, as kvm-unit-tests
+   * do, see it as argv[0]. Without it the command line is passed alone.
+   */
+  readonly kernelName?: string;
   readonly modules?: readonly MultibootModule[];
   readonly e820: readonly E820Entry[];
 }
@@ -35,6 +57,11 @@ export interface MultibootEntryState {
   /** EAX = 0x2BADB002, EBX = the multiboot information structure. */
   readonly eax: number;
   readonly ebx: number;
+  /** The lowest address loaded; `image` is guest memory from there to the end of the last module (QEMU's multiboot buffer, which it also offers in fw_cfg). */
+  readonly loadAddress: number;
+  readonly image: Uint8Array;
+  /** The information structure's 88 bytes as written at `ebx`. */
+  readonly info: Uint8Array;
 }
 
 interface Segment {
@@ -100,10 +127,15 @@ function aoutSegments(image: Uint8Array, headerOffset: number): { entry: number;
 }
 
 /**
- * Loads a multiboot (v1) kernel as QEMU's `-kernel` does: ELF32 segments at
- * their physical addresses (or the a.out-kludge address fields), modules
- * page-aligned after the kernel, and the multiboot information structure
- * (memory sizes, command line, modules, memory map, boot loader name).
+ * Loads a multiboot (v1) kernel as QEMU's `-kernel` does (hw/i386/multiboot.c
+ * and its option ROM): ELF32 segments at their physical addresses (or the
+ * a.out-kludge address fields); after the kernel, page-aligned, the module
+ * list, the module command lines, the kernel's command line and the loader
+ * name; after those, each module page-aligned; the memory map at 0x9000 and
+ * the information structure at 0x9500. QEMU writes those two before copying
+ * the kernel, so a kernel loaded over them (kvm-unit-tests' realmode test at
+ * 0x8000) wins and finds no information there; here they move after the
+ * kernel instead, so EBX always points at a valid structure.
  */
 export function loadMultiboot(memory: GuestMemory, options: MultibootOptions): MultibootEntryState {
   const { offset, flags } = findHeader(options.kernel);
@@ -111,73 +143,82 @@ export function loadMultiboot(memory: GuestMemory, options: MultibootOptions): M
   if (unsupported !== 0) throw new BootError(`the kernel requires multiboot features this loader lacks (flags 0x${unsupported.toString(16)})`);
   const { entry, segments } = (flags & FLAG_AOUT_KLUDGE) !== 0 ? aoutSegments(options.kernel, offset) : elfSegments(options.kernel);
 
+  let kernelStart = Number.POSITIVE_INFINITY;
   let kernelEnd = 0;
   for (const segment of segments) {
     const length = segment.data.length + segment.zeroed;
-    if (segment.address < INFO_END && segment.address + length > INFO_BASE) {
-      throw new BootError(`a kernel segment at 0x${segment.address.toString(16)} overlaps the boot information area (0x${INFO_BASE.toString(16)}-0x${INFO_END.toString(16)})`);
-    }
     if (!memory.isRam(guestAddress(segment.address), length)) throw new BootError(`a kernel segment at 0x${segment.address.toString(16)} (${length} bytes) is not in RAM; give the guest more memory`);
     memory.write(guestAddress(segment.address), segment.data);
     if (segment.zeroed > 0) memory.fill(guestAddress(segment.address + segment.data.length), segment.zeroed, 0);
+    kernelStart = Math.min(kernelStart, segment.address);
     kernelEnd = Math.max(kernelEnd, segment.address + length);
   }
+  const overlapsKernel = (start: number, length: number) => segments.some((segment) => segment.address < start + length && segment.address + segment.data.length + segment.zeroed > start);
 
-  // The information structure and its strings, built upwards from INFO_BASE.
-  let cursor = INFO_BASE + 0x100;
-  const place = (bytes: Uint8Array, alignment = 4): number => {
+  const encoder = new TextEncoder();
+  const modules = options.modules ?? [];
+  const kernelCommandLine = options.kernelName === undefined ? (options.commandLine ?? '') : `${options.kernelName} ${options.commandLine ?? ''}`;
+  const memoryMap = new Uint8Array(24 * options.e820.length);
+  const mapView = new DataView(memoryMap.buffer);
+  options.e820.forEach((e820, index) => {
+    mapView.setUint32(index * 24, 20, true); // size of the rest of the entry
+    mapView.setBigUint64(index * 24 + 4, BigInt(e820.start), true);
+    mapView.setBigUint64(index * 24 + 12, BigInt(e820.size), true);
+    mapView.setUint32(index * 24 + 20, e820.type, true);
+  });
+  // QEMU's place for the map and the structure, unless the kernel was loaded over it (or the map is too long for it).
+  const lowPlacement = memoryMap.length <= MEMORY_MAP_ROOM && !overlapsKernel(MEMORY_MAP_ADDRESS, MEMORY_MAP_ROOM + INFO_SIZE);
+
+  // After the kernel: the module list, the command lines and the loader name; then, page-aligned, the modules.
+  let cursor = Math.ceil(kernelEnd / PAGE) * PAGE;
+  const place = (bytes: Uint8Array, alignment: number): number => {
     const address = Math.ceil(cursor / alignment) * alignment;
-    if (address + bytes.length > INFO_END) throw new BootError('the command lines and memory map do not fit in the boot information area');
+    if (!memory.isRam(guestAddress(address), Math.max(bytes.length, 1))) throw new BootError(`the multiboot information (${bytes.length} bytes at 0x${address.toString(16)}) does not fit in RAM after the kernel; give the guest more memory`);
     memory.write(guestAddress(address), bytes);
     cursor = address + bytes.length;
     return address;
   };
-  const cString = (text: string) => place(new TextEncoder().encode(`${text}\0`), 1);
+  const cString = (text: string) => place(encoder.encode(`${text}\0`), 1);
+  const moduleList = new Uint8Array(16 * modules.length);
+  const moduleListAddress = place(moduleList, 4);
+  const moduleCommandLines = modules.map((module) => cString(module.commandLine ?? ''));
+  const commandLineAddress = cString(kernelCommandLine);
+  const loaderNameAddress = cString('tsvirt');
+  const infoAddress = lowPlacement ? INFO_ADDRESS : place(new Uint8Array(INFO_SIZE), 4);
+  const memoryMapAddress = lowPlacement ? MEMORY_MAP_ADDRESS : place(memoryMap, 8);
+  if (lowPlacement) memory.write(guestAddress(MEMORY_MAP_ADDRESS), memoryMap);
 
-  const info = new Uint8Array(88);
+  const listView = new DataView(moduleList.buffer);
+  cursor = Math.ceil(cursor / PAGE) * PAGE;
+  modules.forEach((module, index) => {
+    const start = Math.ceil(cursor / PAGE) * PAGE;
+    if (!memory.isRam(guestAddress(start), Math.max(module.data.length, 1))) throw new BootError(`module ${index} (${module.data.length} bytes) does not fit in RAM after the kernel; give the guest more memory`);
+    memory.write(guestAddress(start), module.data);
+    listView.setUint32(index * 16, start, true);
+    listView.setUint32(index * 16 + 4, start + module.data.length, true);
+    listView.setUint32(index * 16 + 8, moduleCommandLines[index]!, true);
+    cursor = start + module.data.length;
+  });
+  memory.write(guestAddress(moduleListAddress), moduleList);
+  const imageEnd = Math.ceil(cursor / PAGE) * PAGE;
+
+  const info = new Uint8Array(INFO_SIZE);
   const infoView = new DataView(info.buffer);
-  let infoFlags = 0;
   const lowKiB = options.e820.filter((e) => e.type === E820Type.Ram && e.start === 0).reduce((sum, e) => sum + e.size, 0) / 1024;
   const upper = options.e820.find((e) => e.type === E820Type.Ram && e.start === 0x10_0000);
-  infoView.setUint32(4, Math.min(lowKiB, 640), true);
+  infoView.setUint32(0, FLAG_INFO_MEMORY | FLAG_INFO_BOOT_DEVICE | FLAG_INFO_COMMAND_LINE | FLAG_INFO_MODULES | FLAG_INFO_MEMORY_MAP | FLAG_INFO_LOADER_NAME, true);
+  infoView.setUint32(4, Math.min(Math.floor(lowKiB), 640), true);
   infoView.setUint32(8, upper === undefined ? 0 : Math.floor(upper.size / 1024), true);
-  infoFlags |= 1 << 0;
-  infoView.setUint32(16, cString(options.commandLine ?? ''), true);
-  infoFlags |= 1 << 2;
+  infoView.setUint32(12, BOOT_DEVICE, true);
+  infoView.setUint32(16, commandLineAddress, true);
+  infoView.setUint32(20, modules.length, true);
+  infoView.setUint32(24, moduleListAddress, true);
+  infoView.setUint32(44, memoryMap.length, true);
+  infoView.setUint32(48, memoryMapAddress, true);
+  infoView.setUint32(64, loaderNameAddress, true);
+  memory.write(guestAddress(infoAddress), info);
 
-  const modules = options.modules ?? [];
-  if (modules.length > 0) {
-    let moduleAddress = Math.ceil(kernelEnd / 4096) * 4096;
-    const list = new Uint8Array(16 * modules.length);
-    const listView = new DataView(list.buffer);
-    modules.forEach((module, index) => {
-      if (!memory.isRam(guestAddress(moduleAddress), module.data.length)) throw new BootError(`module ${index} (${module.data.length} bytes) does not fit in RAM after the kernel; give the guest more memory`);
-      memory.write(guestAddress(moduleAddress), module.data);
-      listView.setUint32(index * 16, moduleAddress, true);
-      listView.setUint32(index * 16 + 4, moduleAddress + module.data.length, true);
-      listView.setUint32(index * 16 + 8, cString(module.commandLine ?? ''), true);
-      moduleAddress = Math.ceil((moduleAddress + module.data.length) / 4096) * 4096;
-    });
-    infoView.setUint32(20, modules.length, true);
-    infoView.setUint32(24, place(list), true);
-    infoFlags |= 1 << 3;
-  }
-
-  const map = new Uint8Array(24 * options.e820.length);
-  const mapView = new DataView(map.buffer);
-  options.e820.forEach((entry, index) => {
-    mapView.setUint32(index * 24, 20, true); // size of the rest of the entry
-    mapView.setBigUint64(index * 24 + 4, BigInt(entry.start), true);
-    mapView.setBigUint64(index * 24 + 12, BigInt(entry.size), true);
-    mapView.setUint32(index * 24 + 20, entry.type, true);
-  });
-  infoView.setUint32(44, map.length, true);
-  infoView.setUint32(48, place(map), true);
-  infoFlags |= 1 << 6;
-  infoView.setUint32(64, cString('tsvirt'), true);
-  infoFlags |= 1 << 9;
-  infoView.setUint32(0, infoFlags, true);
-  memory.write(guestAddress(INFO_BASE), info);
-
-  return { mode: 'protected', instructionPointer: entry, eax: MULTIBOOT_BOOTLOADER_MAGIC, ebx: INFO_BASE };
+  const image = new Uint8Array(imageEnd - kernelStart);
+  memory.read(guestAddress(kernelStart), image);
+  return { mode: 'protected', instructionPointer: entry, eax: MULTIBOOT_BOOTLOADER_MAGIC, ebx: infoAddress, loadAddress: kernelStart, image, info };
 }

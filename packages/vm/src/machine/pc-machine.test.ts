@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { PipeBackend } from '@tsvirt/devices-emulated';
+import { MemoryCharacterBackend as PipeBackend } from '@tsvirt/interfaces/testing';
 import { guestAddress } from '@tsvirt/interfaces';
 import { assemble, nasmAvailable } from '@tsvirt/x86-core/testing';
 import { describe, expect, it } from 'vitest';
 import { BootError } from '../errors.js';
-import { PcMachine } from './pc-machine.js';
+import { type MachineEvent, PcMachine } from './pc-machine.js';
 
 /**
  * A multiboot kernel that greets on COM1, takes three PIT ticks through the
@@ -23,6 +23,18 @@ describe.skipIf(!nasmAvailable() && !process.env.CI)('PcMachine', () => {
     // Three 10 ms PIT periods passed in virtual time, mostly skipped while halted.
     expect(machine.clock.now()).toBeGreaterThanOrEqual(30_000_000);
     expect(machine.clock.now()).toBeLessThan(40_000_000);
+  });
+
+  it('a watchdog that runs out takes its action and reports it: reset, or with none only the event', async () => {
+    const boot = async (action: 'reset' | 'none') => {
+      const events: MachineEvent[] = [];
+      const machine = new PcMachine({ memoryBytes: 32 << 20, kernel: assemble(tickingKernel), clockMode: 'deterministic', serial: new PipeBackend(), watchdog: { model: 'ib700', action }, events: (event) => events.push(event) });
+      machine.platform.io.write(0x443, 1, 15); // the IB700's shortest time: 0 s
+      const exit = await machine.run();
+      return { exit, watchdog: events.filter((event) => event.kind === 'watchdog') };
+    };
+    expect(await boot('reset')).toEqual({ exit: { kind: 'reset', source: 'watchdog' }, watchdog: [{ kind: 'watchdog', action: 'reset' }] });
+    expect(await boot('none')).toEqual({ exit: { kind: 'debug-exit', status: (3 << 1) | 1 }, watchdog: [{ kind: 'watchdog', action: 'none' }] });
   });
 
   it('replays a deterministic run exactly', async () => {

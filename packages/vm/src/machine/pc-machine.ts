@@ -1,4 +1,5 @@
 import { type CharacterBackend, type ClockMode, type Observer, type PciDevice, ignoreEvents } from '@tsvirt/interfaces';
+import { I6300esb, IB700_BASE, IB700_LENGTH, Ib700 } from '@tsvirt/devices-emulated';
 import { GuestRam } from '@tsvirt/memory';
 import { Cpu, Reg, Seg, type CpuEvent, type CpuModel, type CpuModelName, type RunResult } from '@tsvirt/x86-core';
 import { VirtualClock } from '../clock/virtual-clock.js';
@@ -6,18 +7,31 @@ import { BootError } from '../errors.js';
 import { defaultAcpiConfig } from '../firmware/acpi/tables.js';
 import { MtrrMsr, pcMtrrSettings } from '../firmware/mtrr.js';
 import { installPcFirmware } from '../firmware/pc-firmware.js';
+import { isBzImage } from '../loaders/bzimage.js';
 import { loadLinux, type LinuxEntryState } from '../loaders/linux.js';
-import { loadMultiboot, type MultibootEntryState } from '../loaders/multiboot.js';
+import { loadMultiboot, type MultibootEntryState, type MultibootModule } from '../loaders/multiboot.js';
+import { installE820FwCfgFile, installMultibootFwCfgItems } from '../firmware/fw-cfg-items.js';
+import { installBiosInterruptState } from '../firmware/bios-interrupts.js';
 import { PcLayout, pcRamRegions } from '../machine-layout.js';
-import { PcPlatform } from './pc-platform.js';
+import { PcPlatform, type DebugExitPlacement, type MmioDevice } from './pc-platform.js';
 
 export interface PcMachineOptions {
   /** Guest RAM in bytes (a multiple of 4 KiB, at least 2 MiB). */
   readonly memoryBytes: number;
   /** A bzImage or a multiboot kernel. */
   readonly kernel: Uint8Array;
+  /** A bzImage's initrd; for a multiboot kernel, its one module (as QEMU's `-initrd` with one file). */
   readonly initrd?: Uint8Array;
+  /** A multiboot kernel's modules (QEMU's `-initrd "FILE ARGS,FILE ARGS"`); not for a bzImage. */
+  readonly modules?: readonly MultibootModule[];
   readonly commandLine?: string;
+  /**
+   * The kernel's file name as given on the command line: QEMU starts a
+   * multiboot kernel's command line with it, so kvm-unit-tests and other
+   * programs that read the command line as argv find their arguments from
+   * argv[1] on. Without it a multiboot kernel gets the command line alone.
+   */
+  readonly kernelName?: string;
   /** A model name, or a model with its feature switches applied (x86-core's `parseCpuModel`). */
   readonly cpuModel?: CpuModelName | CpuModel;
   /** Real time follows the host; deterministic time advances with executed instructions, so runs replay exactly. */
@@ -34,6 +48,22 @@ export interface PcMachineOptions {
    * them is not replayed exactly.
    */
   readonly pciDevices?: readonly PciDevice[];
+  /**
+   * System-bus devices (virtio-mmio transports), at 0xFEB00000, 0xFEB00200, …
+   * with IOAPIC inputs 16, 17, … (at most 8), described to the guest in the
+   * DSDT as `LNRO0005` devices, which Linux's virtio_mmio binds.
+   */
+  readonly mmioDevices?: readonly MmioDevice[];
+  /** isa-debug-exit's ports (QEMU's `-device isa-debug-exit,iobase=,iosize=`); by default port 0xF4, one port wide. */
+  readonly debugExit?: DebugExitPlacement;
+  /** Adds QEMU's pc-testdev (`-device pc-testdev`), which kvm-unit-tests uses. */
+  readonly pcTestdev?: boolean;
+  /**
+   * A watchdog (QEMU's `-device i6300esb`, plugged after `pciDevices`, or
+   * `-device ib700`) and what its expiry does (`-watchdog-action`, by default
+   * `reset`). Each expiry is also a `watchdog` machine event.
+   */
+  readonly watchdog?: { readonly model: 'i6300esb' | 'ib700'; readonly action?: WatchdogAction };
 }
 
 /** The first slot QEMU's pc gives a `-device` (0 is the host bridge, 1 the PIIX3). */
@@ -50,7 +80,15 @@ export type MachineExit =
   | { readonly kind: 'stopped' }
   | { readonly kind: 'internal-error'; readonly error: unknown };
 
-export type MachineEvent = { readonly kind: 'exit'; readonly exit: MachineExit } | { readonly kind: 'cpu'; readonly event: CpuEvent };
+export type MachineEvent =
+  | { readonly kind: 'exit'; readonly exit: MachineExit }
+  | { readonly kind: 'cpu'; readonly event: CpuEvent }
+  /** A watchdog ran out (QMP's WATCHDOG event), and the machine took `action`. */
+  | { readonly kind: 'watchdog'; readonly action: WatchdogAction };
+
+/** QEMU's `-watchdog-action` choices: `shutdown` presses the ACPI power button, `poweroff` ends at once, `debug` only reports. */
+export type WatchdogAction = 'reset' | 'shutdown' | 'poweroff' | 'pause' | 'debug' | 'none' | 'inject-nmi';
+export const WATCHDOG_ACTIONS: readonly WatchdogAction[] = ['reset', 'shutdown', 'poweroff', 'pause', 'debug', 'none', 'inject-nmi'];
 
 /** Real time: the host time a vCPU runs before due timers are fired and host I/O is looked at. */
 const REAL_TIME_SLICE_NS = 1_000_000;
@@ -86,6 +124,9 @@ export class PcMachine {
   private instructionsPerNanosecond = INITIAL_INSTRUCTIONS_PER_NS;
   /** Real time: when the machine expected to run again (the end of the last slice, or of an idle sleep). */
   private resumeBy = 0;
+  /** Paused (QMP `stop`): the run loop waits with the clock frozen until `resume` or an exit. */
+  private pauseRequested = false;
+  private wakeFromPause: (() => void) | undefined;
 
   constructor(options: PcMachineOptions) {
     const mode = options.clockMode ?? 'realtime';
@@ -110,6 +151,8 @@ export class PcMachine {
       onReset: (source) => this.finish({ kind: 'reset', source }),
       onPowerOff: () => this.finish({ kind: 'power-off' }),
       onDebugExit: (status) => this.finish({ kind: 'debug-exit', status }),
+      debugExit: options.debugExit,
+      pcTestdev: options.pcTestdev,
     });
     this.cpu = new Cpu({
       memory: this.memory,
@@ -129,11 +172,14 @@ export class PcMachine {
       if (FIRST_DEVICE_SLOT + index > 31) throw new BootError(`${options.pciDevices!.length} PCI devices do not fit in the 30 free slots`);
       this.platform.pciBus.plug(device, FIRST_DEVICE_SLOT + index);
     });
+    if (options.watchdog !== undefined) this.plugWatchdog(options.watchdog.model, options.watchdog.action ?? 'reset', FIRST_DEVICE_SLOT + (options.pciDevices?.length ?? 0));
+    const virtioMmio = (options.mmioDevices ?? []).map((device, index) => this.platform.plugMmioDevice(device, index));
     this.programMtrrs(ramBelow4G);
 
-    const firmware = installPcFirmware(this.memory, regions, defaultAcpiConfig);
-    const isBzImage = options.kernel.length > 0x206 && new DataView(options.kernel.buffer, options.kernel.byteOffset).getUint32(0x202, true) === 0x5372_6448;
-    if (isBzImage) {
+    const firmware = installPcFirmware(this.memory, regions, { ...defaultAcpiConfig, virtioMmio });
+    installE820FwCfgFile(this.platform.fwCfg, firmware.e820);
+    if (isBzImage(options.kernel)) {
+      if (options.modules !== undefined) throw new BootError('modules are for multiboot kernels; a Linux bzImage takes one initrd');
       const plan = loadLinux(this.memory, {
         kernel: options.kernel,
         initrd: options.initrd,
@@ -144,8 +190,13 @@ export class PcMachine {
       });
       this.enterLinux(plan.entry);
     } else {
-      if (options.initrd !== undefined) throw new BootError('an initrd is for Linux bzImage kernels; a multiboot kernel takes modules');
-      this.enterMultiboot(loadMultiboot(this.memory, { kernel: options.kernel, commandLine: options.commandLine, e820: firmware.e820 }));
+      if (options.initrd !== undefined && options.modules !== undefined) throw new BootError('a multiboot kernel takes its modules from `modules` or `initrd`, not both');
+      const modules = options.modules ?? (options.initrd === undefined ? [] : [{ data: options.initrd }]);
+      // Before the kernel is loaded, so a kernel placed over the vector table wins, as over a BIOS's.
+      installBiosInterruptState(this.memory, this.platform.io);
+      const entry = loadMultiboot(this.memory, { kernel: options.kernel, commandLine: options.commandLine, kernelName: options.kernelName, modules, e820: firmware.e820 });
+      installMultibootFwCfgItems(this.platform.fwCfg, { entry: entry.instructionPointer, loadAddress: entry.loadAddress, image: entry.image, infoAddress: entry.ebx, info: entry.info });
+      this.enterMultiboot(entry);
     }
   }
 
@@ -168,6 +219,10 @@ export class PcMachine {
     let sinceYield = 0;
     try {
       while (this.exit === undefined) {
+        if (this.pauseRequested) {
+          await this.waitWhilePaused();
+          continue;
+        }
         const result = deterministic ? this.runDeterministicSlice() : this.runRealTimeSlice();
         sinceYield += result.retired;
         if (result.reason === 'internal-error') this.finish({ kind: 'internal-error', error: result.error });
@@ -232,7 +287,69 @@ export class PcMachine {
     this.finish({ kind: 'stopped' });
   }
 
+  /**
+   * Pauses the guest (QMP's `stop`): the vCPU stops after the instruction
+   * running now and virtual time stands still — timers do not fire, the
+   * guest's clocks do not advance — until `resume`. May be called before
+   * `run`, which then starts paused (QEMU's `-S`).
+   */
+  pause(): void {
+    this.pauseRequested = true;
+    this.cpu.requestExit();
+  }
+
+  /** Lets a paused guest go on from where it stopped (QMP's `cont`). */
+  resume(): void {
+    this.pauseRequested = false;
+    this.wakeFromPause?.();
+  }
+
+  get paused(): boolean {
+    return this.pauseRequested;
+  }
+
+  /** A reset from outside the guest (QMP's `system_reset`): `run` returns a reset exit with `source`, paused or not. */
+  requestReset(source: string): void {
+    this.finish({ kind: 'reset', source });
+  }
+
+  private plugWatchdog(model: 'i6300esb' | 'ib700', action: WatchdogAction, slot: number): void {
+    const onExpire = (): void => {
+      this.events({ kind: 'watchdog', action });
+      switch (action) {
+        case 'reset': this.finish({ kind: 'reset', source: 'watchdog' }); break;
+        case 'shutdown': this.pressPowerButton(); break;
+        case 'poweroff': this.finish({ kind: 'power-off' }); break;
+        case 'pause': this.pause(); break;
+        case 'inject-nmi': this.cpu.nmi(); break;
+        case 'debug': case 'none': break;
+      }
+    };
+    if (model === 'ib700') {
+      this.platform.io.register(IB700_BASE, IB700_LENGTH, new Ib700({ clock: this.clock, onExpire }), 'ib700');
+      return;
+    }
+    if (slot > 31) throw new BootError('the i6300esb does not fit: every PCI slot is in use');
+    this.platform.pciBus.plug(new I6300esb({ clock: this.clock, onExpire }), slot);
+  }
+
+  /** Presses the ACPI power button (QMP's `system_powerdown`): PWRBTN_STS, and an SCI if the guest enabled it. */
+  pressPowerButton(): void {
+    this.platform.acpiPm.pressPowerButton();
+  }
+
+  private async waitWhilePaused(): Promise<void> {
+    this.clock.pause();
+    while (this.pauseRequested && this.exit === undefined) await new Promise<void>((resolve) => (this.wakeFromPause = resolve));
+    this.wakeFromPause = undefined;
+    this.clock.resume();
+    this.resumeBy = this.clock.now();
+    // As QEMU tells a KVM guest after `cont` (KVM_KVMCLOCK_CTRL): its watchdogs ignore the pause.
+    this.cpu.kvmClock.markStopped();
+  }
+
   private finish(exit: MachineExit): void {
+    this.wakeFromPause?.();
     this.exit ??= exit;
     // A power-off or reset from a device access ends the slice at that instruction.
     this.cpu.requestExit();

@@ -1,13 +1,12 @@
-import { PipeBackend } from '@tsvirt/devices-emulated';
 import { guestAddress as a } from '@tsvirt/interfaces';
-import { ManualClock } from '@tsvirt/interfaces/testing';
+import { ManualClock, MemoryCharacterBackend as PipeBackend } from '@tsvirt/interfaces/testing';
 import { GuestRam } from '@tsvirt/memory';
 import { describe, expect, it } from 'vitest';
 import { buildAcpiTables, defaultAcpiConfig } from '../firmware/acpi/tables.js';
 import { pcRamRegions } from '../machine-layout.js';
-import { PcPlatform } from './pc-platform.js';
+import { PcPlatform, type PcPlatformOptions } from './pc-platform.js';
 
-function platform() {
+function platform(extra: Partial<PcPlatformOptions> = {}) {
   const clock = new ManualClock();
   const serial = new PipeBackend();
   const events: string[] = [];
@@ -23,6 +22,7 @@ function platform() {
     onReset: (source) => events.push(`reset ${source}`),
     onPowerOff: () => events.push('power-off'),
     onDebugExit: (status) => events.push(`exit ${status}`),
+    ...extra,
   });
   const configRead = (slot: number, fn: number, offset: number) => {
     pc.io.write(0xcf8, 4, (0x8000_0000 | (slot << 11) | (fn << 8) | offset) >>> 0);
@@ -136,5 +136,67 @@ describe('PcPlatform', () => {
     // The IOAPIC's ID register says what the MADT and MP table say.
     pc.mmio.write(a(0xfec0_0000), 4, 0);
     expect((pc.mmio.read(a(0xfec0_0010), 4) >>> 24) & 0x0f).toBe(defaultAcpiConfig.ioapic.id);
+  });
+
+  it('places system-bus devices 0x200 apart from 0xFEB00000, each on its own IOAPIC input from 16', () => {
+    const { pc, memory } = platform();
+    const devices = [0, 1].map((index) => {
+      const accesses: string[] = [];
+      const device = {
+        length: 0x200,
+        registers: { read: (offset: number) => 0x100 * index + offset, write: (offset: number, _size: number, value: number) => void accesses.push(`${offset}=${value}`) },
+        memory: undefined as unknown,
+        irq: undefined as unknown,
+        attach(dma: unknown, irq: unknown) {
+          this.memory = dma;
+          this.irq = irq;
+        },
+      };
+      return { device, accesses, placed: pc.plugMmioDevice(device, index) };
+    });
+    expect(devices.map(({ placed }) => placed)).toEqual([{ base: 0xfeb0_0000, length: 0x200, gsi: 16 }, { base: 0xfeb0_0200, length: 0x200, gsi: 17 }]);
+    expect(pc.mmio.read(a(0xfeb0_0204), 4)).toBe(0x104);
+    pc.mmio.write(a(0xfeb0_0070), 4, 7);
+    expect(devices[0]!.accesses).toEqual(['112=7']);
+    expect(devices[1]!.device.irq).toBe(pc.ioapic.inputs[17]);
+    expect(devices[0]!.device.memory).toBe(memory);
+    expect(() => pc.plugMmioDevice({ ...devices[0]!.device, length: 0x1000 }, 2)).toThrow(RangeError);
+    expect(() => pc.plugMmioDevice(devices[0]!.device, 8)).toThrow(RangeError);
+  });
+
+  it("tells fw_cfg's readers what QEMU tells them: NB_CPUS (key 0x05) is 1, the RAM size and the signature", () => {
+    const { pc } = platform();
+    const item = (key: number, length: number) => {
+      pc.io.write(0x510, 2, key);
+      return Array.from({ length }, () => pc.io.read(0x511, 1));
+    };
+    expect(item(0x00, 4)).toEqual([0x51, 0x45, 0x4d, 0x55]); // "QEMU"
+    expect(item(0x05, 2)).toEqual([1, 0]);
+    expect(item(0x0f, 2)).toEqual([1, 0]); // MAX_CPUS
+    expect(item(0x03, 8)).toEqual([0, 0, 0, 4, 0, 0, 0, 0]); // 64 MiB
+  });
+
+  it("places isa-debug-exit where -device isa-debug-exit,iobase=,iosize= says; its status is (value << 1) | 1", () => {
+    const { pc, events } = platform({ debugExit: { iobase: 0xf4, iosize: 4 } });
+    pc.io.write(0xf4, 4, 1);
+    expect(events).toEqual(['exit 3']);
+    expect(pc.io.read(0xf8, 1)).toBe(0xff); // nothing past it
+  });
+
+  it('adds pc-testdev: a scratch register at 0xE0/0xE8, IRQ lines from 0x2000, memory at 0xFF000000', () => {
+    const { pc } = platform({ pcTestdev: true });
+    pc.io.write(0xe0, 4, 0x1234_5678);
+    expect(pc.io.read(0xe0, 4)).toBe(0x1234_5678);
+    expect(pc.io.read(0xe8, 1)).toBe(0x78);
+    expect(pc.io.read(0xe2, 2)).toBe(0x1234);
+    pc.mmio.write(a(0xff00_0100), 4, 0xdead_beef);
+    expect(pc.mmio.read(a(0xff00_0102), 2)).toBe(0xdead);
+    // IRQ 11 through the PIC (initialised with vectors 0x70 on the slave, IRQ 11 unmasked).
+    for (const [port, value] of [[0x20, 0x11], [0x21, 0x08], [0x21, 4], [0x21, 1], [0x21, 0xfb], [0xa0, 0x11], [0xa1, 0x70], [0xa1, 2], [0xa1, 1], [0xa1, 0xf7]] as const) pc.io.write(port, 1, value);
+    pc.io.write(0x200b, 1, 1);
+    expect(pc.pic.pending()).toBe(true);
+    expect(pc.pic.acknowledge()).toBe(0x73);
+    const { pc: without } = platform();
+    expect(without.io.read(0xe0, 4)).toBe(0xffff_ffff);
   });
 });

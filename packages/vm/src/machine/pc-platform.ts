@@ -23,6 +23,11 @@ import {
   Piix3,
   Pit,
   PortIoBus,
+  PC_TESTDEV_IRQ_LINES,
+  PC_TESTDEV_MEMORY_BASE,
+  PC_TESTDEV_MEMORY_SIZE,
+  PcTestdev,
+  PcTestdevPort,
   PostCodePort,
   RTC_BASE,
   ResetControl,
@@ -33,6 +38,7 @@ import {
   type ResetKind,
 } from '@tsvirt/devices-emulated';
 import { guestAddress, type CharacterBackend, type Clock, type GuestMemory, type BusDevice, type IrqLine, type ProcessorSignals } from '@tsvirt/interfaces';
+import { installPcFwCfgItems } from '../firmware/fw-cfg-items.js';
 import { PcLayout } from '../machine-layout.js';
 
 export interface PcPlatformOptions {
@@ -55,6 +61,28 @@ export interface PcPlatformOptions {
   readonly onPowerOff?: () => void;
   /** QEMU's isa-debug-exit: the process exit status `(value << 1) | 1`. */
   readonly onDebugExit?: (status: number) => void;
+  /**
+   * Where isa-debug-exit answers (QEMU's `-device isa-debug-exit,iobase=,iosize=`).
+   * tsvirt's pc always has one; by default at port 0xF4, one port wide.
+   */
+  readonly debugExit?: DebugExitPlacement;
+  /** Adds QEMU's pc-testdev (`-device pc-testdev`): ports 0xE0–0xEB and 0x2000–0x2017, memory at 0xFF000000. */
+  readonly pcTestdev?: boolean;
+}
+
+/** A device on the system bus with one register window and one interrupt line, as a virtio-mmio transport is. */
+export interface MmioDevice {
+  /** Bytes of registers (at most 0x200). */
+  readonly length: number;
+  readonly registers: BusDevice;
+  /** Connects guest memory (for DMA) and the device's interrupt line. */
+  attach(memory: GuestMemory, irq: IrqLine): void;
+}
+
+export interface DebugExitPlacement {
+  readonly iobase: number;
+  /** 1, 2 or 4 ports. */
+  readonly iosize: 1 | 2 | 4;
 }
 
 /** ISA IRQs a pc routes PCI interrupts to: PIRQA–D as SeaBIOS programs them. */
@@ -117,6 +145,8 @@ class NumericErrorRouting implements IrqLine, BusDevice {
  * the MADT says); the PIC's INTR reaches the boot CPU's LINT0 (ExtINT).
  */
 export class PcPlatform {
+  /** Guest RAM, as devices reach it by DMA. */
+  readonly memory: GuestMemory;
   readonly io = new PortIoBus();
   readonly mmio = new MemoryMappedIoBus();
   readonly pic: PicPair;
@@ -140,6 +170,7 @@ export class PcPlatform {
 
   constructor(options: PcPlatformOptions) {
     const { clock, memory } = options;
+    this.memory = memory;
     const onReset = options.onReset ?? (() => {});
     const cpus = options.cpus ?? 1;
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 255) throw new RangeError(`vCPU count must be 1-255, got ${cpus}`);
@@ -182,6 +213,11 @@ export class PcPlatform {
     });
     this.acpiPm = new AcpiPm({ clock, sci: isa(9), onPowerOff: options.onPowerOff });
     this.fwCfg = new FwCfg({ dma: memory });
+    installPcFwCfgItems(this.fwCfg, {
+      cpus,
+      ramBytes: options.ramBelow4G + options.ramAbove4G,
+      hpet: { blockId: this.hpet.read(0, 4), address: PcLayout.hpetBase },
+    });
     this.postCodes = new PostCodePort();
 
     this.pciBus = new PciBus({ pio: this.io, mmio: this.mmio, dma: memory, msi: this.apicBus });
@@ -206,7 +242,8 @@ export class PcPlatform {
     io.register(0x80, 1, this.postCodes, 'post');
     this.numericError = new NumericErrorRouting(isa(13));
     io.register(0xf0, 1, this.numericError, 'coprocessor-error');
-    io.register(DEBUG_EXIT_BASE, 1, new DebugExit({ onExit: options.onDebugExit }), 'isa-debug-exit');
+    const debugExit = options.debugExit ?? { iobase: DEBUG_EXIT_BASE, iosize: 1 };
+    io.register(debugExit.iobase, debugExit.iosize, new DebugExit({ onExit: options.onDebugExit }), 'isa-debug-exit');
     io.register(0xcf8, 4, pciConfig.addressPort, 'pci-config-address');
     io.register(0xcfc, 4, pciConfig.dataPort, 'pci-config-data');
     io.register(0x4d0, 2, this.piix3.elcrPorts, 'elcr');
@@ -215,6 +252,8 @@ export class PcPlatform {
     io.register(0xb2, 2, this.acpiPm.smiCommand, 'apm');
     io.register(0x510, 2, this.fwCfg.ioPorts, 'fw-cfg');
     io.register(0x514, 8, this.fwCfg.dmaPort, 'fw-cfg-dma');
+
+    if (options.pcTestdev === true) this.plugPcTestdev();
 
     this.mmio.register(guestAddress(PcLayout.ioapicBase), 0x1000, this.ioapic.mmio, 'ioapic');
     this.mmio.register(guestAddress(PcLayout.hpetBase), 0x400, this.hpet, 'hpet');
@@ -232,11 +271,37 @@ export class PcPlatform {
     io.write(I8042_DATA_PORT, 1, 0x61);
   }
 
+  /** pc-testdev's lines 0–15 are the ISA IRQs, 16–23 the IOAPIC's PCI pins, as QEMU's GSIs are. */
+  private plugPcTestdev(): void {
+    const irqLines = Array.from({ length: PC_TESTDEV_IRQ_LINES }, (_, line) => (line < 16 ? this.isaIrqs[line] : this.ioapic.inputs[line]));
+    const testdev = new PcTestdev({ irqLines });
+    this.io.register(PcTestdevPort.data, 4, testdev.dataPort, 'pc-testdev-ioport');
+    this.io.register(PcTestdevPort.flushPage, 4, testdev.flushPagePort, 'pc-testdev-flush-page');
+    this.io.register(PcTestdevPort.dataByte, 4, testdev.dataPort, 'pc-testdev-ioport-byte');
+    this.io.register(PcTestdevPort.irqLines, PC_TESTDEV_IRQ_LINES, testdev.irqPorts, 'pc-testdev-irq-line');
+    this.mmio.register(guestAddress(PC_TESTDEV_MEMORY_BASE), PC_TESTDEV_MEMORY_SIZE, testdev.mmio, 'pc-testdev-iomem');
+  }
+
   /** The ISA interrupt line `irq` (0–15), fanned out to the PIC and the IOAPIC. */
   isaIrq(irq: number): IrqLine {
     const line = this.isaIrqs[irq];
     if (line === undefined) throw new RangeError(`ISA IRQ ${irq} does not exist`);
     return line;
+  }
+
+  /**
+   * Places a system-bus device (a virtio-mmio transport) as the `index`th of
+   * its kind: registers at 0xFEB00000 + 0x200·index, its level-triggered line
+   * on IOAPIC input 16 + index. Returns where, for the DSDT.
+   */
+  plugMmioDevice(device: MmioDevice, index: number): { readonly base: number; readonly length: number; readonly gsi: number } {
+    const gsi = PcLayout.virtioMmioFirstGsi + index;
+    const line = this.ioapic.inputs[gsi];
+    if (line === undefined || device.length > PcLayout.virtioMmioStride) throw new RangeError(`MMIO device ${index} does not fit: the IOAPIC has inputs up to ${this.ioapic.inputs.length - 1}, and a window is ${PcLayout.virtioMmioStride} bytes`);
+    const base = PcLayout.virtioMmioBase + PcLayout.virtioMmioStride * index;
+    device.attach(this.memory, line);
+    this.mmio.register(guestAddress(base), device.length, device.registers, `virtio-mmio-${index}`);
+    return { base, length: device.length, gsi };
   }
 
   /**

@@ -172,6 +172,22 @@ export const Resource = {
     const mask = irqs.reduce((bits, irq) => bits | (1 << irq), 0);
     return Uint8Array.of(0x22, mask & 0xff, mask >> 8);
   },
+  /**
+   * ASL `Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) {gsi}`
+   * (extended interrupt, large descriptor 0x89): a GSI beyond the ISA IRQs,
+   * level-triggered and active high, as a virtio-mmio device's line is.
+   */
+  levelInterrupt(gsi: number): Uint8Array {
+    if (!isUint(gsi, 0xffff_ffff)) throw new RangeError(`bad interrupt number: ${gsi}`);
+    const bytes = new Uint8Array(9);
+    const view = new DataView(bytes.buffer);
+    bytes[0] = 0x89;
+    view.setUint16(1, 6, true);
+    bytes[3] = 0x01; // consumer; level, active high, exclusive, not wake-capable
+    bytes[4] = 1;
+    view.setUint32(5, gsi, true);
+    return bytes;
+  },
   /** ASL `Memory32Fixed (ReadOnly | ReadWrite, base, length)` (large descriptor 0x86). */
   memory32Fixed(base: number, length: number, writable: boolean): Uint8Array {
     if (!isUint(base, 0xffff_ffff) || !isUint(length, 0xffff_ffff)) throw new RangeError(`bad Memory32Fixed descriptor: base ${base}, length ${length}`);

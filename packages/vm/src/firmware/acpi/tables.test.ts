@@ -125,4 +125,21 @@ describe('ACPI tables', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it.skipIf(!hasIasl && !process.env.CI)('describes virtio-mmio devices as QEMU\'s microvm does, with the PCI window below them', () => {
+    const withMmio = buildAcpiTables({ ...defaultAcpiConfig, virtioMmio: [{ base: 0xfeb0_0000, length: 0x200, gsi: 16 }, { base: 0xfeb0_0200, length: 0x200, gsi: 17 }] }, base);
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsvirt-acpi-'));
+    try {
+      const file = path.join(dir, 'dsdt.dat');
+      writeFileSync(file, table(withMmio, 'DSDT'));
+      const result = spawnSync('iasl', ['-d', file], { cwd: dir, encoding: 'utf8' });
+      expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
+      const dsdt = readFileSync(path.join(dir, 'dsdt.dsl'), 'utf8');
+      const devices = [...dsdt.matchAll(/Device \((VR0\d)\)[\s\S]*?Name \(_HID, "LNRO0005"\)[\s\S]*?Memory32Fixed \(ReadWrite,\s*(0x\w+),\s*\/\/ Address Base\s*(0x\w+),[\s\S]*?Interrupt \(ResourceConsumer, Level, ActiveHigh, Exclusive, ,, \)\s*\{\s*(0x\w+),/g)].map((m) => m.slice(1).join(' '));
+      expect(devices).toEqual(['VR00 0xFEB00000 0x00000200 0x00000010', 'VR01 0xFEB00200 0x00000200 0x00000011']);
+      expect(dsdt).toMatch(/0xE0000000,\s*\/\/ Range Minimum\s*0xFEAFFFFF,\s*\/\/ Range Maximum/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

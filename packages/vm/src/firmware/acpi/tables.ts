@@ -1,5 +1,5 @@
 import { PcLayout } from '../../machine-layout.js';
-import { Resource, aPackage, concat, device, dword, eisaId, integer, name, resourceTemplate, scope, type AmlTerm } from './aml.js';
+import { Resource, aPackage, concat, device, dword, eisaId, integer, name, resourceTemplate, scope, string, type AmlTerm } from './aml.js';
 
 /** What the ACPI tables describe: generated from the machine's actual configuration. */
 export interface AcpiConfig {
@@ -27,6 +27,8 @@ export interface AcpiConfig {
   readonly reset: { readonly port: number; readonly value: number };
   /** The ISA IRQ each PCI interrupt line PIRQA–PIRQD is routed to (the PIIX3 routing registers). */
   readonly pirqToIrq: readonly [number, number, number, number];
+  /** virtio-mmio devices (Linux's virtio_mmio binds `LNRO0005`): their register windows and level-triggered GSIs. */
+  readonly virtioMmio?: readonly { readonly base: number; readonly length: number; readonly gsi: number }[];
   /** PCI slots in use on bus 0 (device numbers); `_PRT` covers these. */
   readonly pciSlots: readonly number[];
   /** The ISA bridge (PIIX3 function 0) and the legacy devices behind it, described in the DSDT for PnP. */
@@ -225,7 +227,20 @@ function hpetDevice(address: number): AmlTerm {
   return device('HPET', name('_HID', eisaId('PNP0103')), name('_UID', integer(0)), name('_CRS', resourceTemplate(Resource.memory32Fixed(address, 0x400, false))));
 }
 
+/** As QEMU's microvm describes its virtio-mmio devices: `VR00`, `VR01`, … with `_HID "LNRO0005"`. */
+function virtioMmioDevice(index: number, base: number, length: number, gsi: number): AmlTerm {
+  if (index > 0xff) throw new RangeError('at most 256 virtio-mmio devices');
+  return device(
+    `VR${index.toString(16).toUpperCase().padStart(2, '0')}`,
+    name('_HID', string('LNRO0005')),
+    name('_UID', integer(index)),
+    name('_CCA', integer(1)),
+    name('_CRS', resourceTemplate(Resource.memory32Fixed(base, length, true), Resource.levelInterrupt(gsi))),
+  );
+}
+
 function dsdt(config: AcpiConfig): Uint8Array {
+  const mmio = config.virtioMmio ?? [];
   // _PRT: slot S, pin P (INTA=0) reaches PIRQ[(S + P) % 4], which the PIIX3 routes to an ISA IRQ.
   const routes: AmlTerm[] = [];
   for (const slot of config.pciSlots) {
@@ -248,12 +263,14 @@ function dsdt(config: AcpiConfig): Uint8Array {
         Resource.ioWindow(0x0000, 0x0cf7),
         Resource.ioWindow(0x0d00, 0xffff),
         Resource.memoryWindow(0x000a_0000, 0x000b_ffff),
-        Resource.memoryWindow(PcLayout.pciHoleStart, PcLayout.pciHoleEnd - 1),
+        // The window stops below the virtio-mmio devices, so Linux places no BAR over them.
+        Resource.memoryWindow(PcLayout.pciHoleStart, (mmio.length > 0 ? PcLayout.virtioMmioBase : PcLayout.pciHoleEnd) - 1),
       ),
     ),
     isaBridge(config.isa),
   );
   const systemBus = config.hpetAddress === undefined ? [pciHostBridge] : [pciHostBridge, hpetDevice(config.hpetAddress)];
+  mmio.forEach((window, index) => systemBus.push(virtioMmioDevice(index, window.base, window.length, window.gsi)));
   const body = concat(scope('\\_SB', ...systemBus), name('\\_S5', aPackage(integer(config.pm.sleepTypeS5), integer(config.pm.sleepTypeS5), integer(0), integer(0))));
   return systemTable('DSDT', 2, body);
 }

@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RecordingCharacterFrontend } from '../../testing/isa.js';
+import { RecordingCharacterFrontend } from '@tsvirt/interfaces/testing';
 import { FileBackend } from './file-backend.js';
 import { StdioBackend, type InputStream } from './stdio-backend.js';
 import { TcpClientBackend, TcpServerBackend } from './tcp-backend.js';

@@ -1,0 +1,2 @@
+export * from './character/index.js';
+export * from './network/index.js';

@@ -1,0 +1,1 @@
+export { RecordingNetworkFrontend } from './recording-network-frontend.js';

@@ -1,0 +1,2 @@
+export * from './pc-testdev.js';
+export * from './pci-testdev.js';
