@@ -291,10 +291,6 @@ export function buildMachineDevices(drives: readonly DriveSpec[], devices: reado
   return { pci, mmio, watchdog, balloon };
 }
 
-/** The PCI devices alone (see {@link buildMachineDevices}). */
-export function buildDevices(drives: readonly DriveSpec[], devices: readonly DeviceSpec[], backends: ReadonlyMap<string, BlockBackend>, netdevs: ReadonlyMap<string, NetworkBackend> = new Map()): PciDevice[] {
-  return buildMachineDevices(drives, devices, { backends, netdevs }).pci;
-}
 
 /**
  * The virtio-serial ports on their chardevs, consoles first (Linux makes the

@@ -7,7 +7,7 @@ import { MemoryNetworkBackend } from '@tsvirt/interfaces/testing';
 import { VirtioPci } from '@tsvirt/devices-virtio';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
-import { buildDevices, DeviceOptionError, parseDevice } from './device-options.js';
+import { buildMachineDevices, DeviceOptionError, parseDevice } from './device-options.js';
 import { openNetdevs, parseNetdev } from './netdev-options.js';
 import { parseRunArguments } from './run-command.js';
 
@@ -64,12 +64,12 @@ describe('--netdev', () => {
       ['a', new MemoryNetworkBackend()],
       ['b', new MemoryNetworkBackend()],
     ]);
-    const devices = buildDevices([], [parseDevice('virtio-net-pci,netdev=a'), parseDevice('virtio-net-pci,netdev=b,mac=52:54:00:aa:bb:cc')], new Map(), netdevs);
+    const devices = buildMachineDevices([], [parseDevice('virtio-net-pci,netdev=a'), parseDevice('virtio-net-pci,netdev=b,mac=52:54:00:aa:bb:cc')], { backends: new Map(), netdevs }).pci;
     const macs = devices.map((device) => Array.from({ length: 6 }, (_, i) => (device as VirtioPci).bars[4]!.device.read(0x2000 + i, 1).toString(16).padStart(2, '0')).join(':'));
     expect(macs).toEqual(['52:54:00:12:34:56', '52:54:00:aa:bb:cc']);
-    expect(() => buildDevices([], [parseDevice('virtio-net-pci,netdev=x')], new Map(), netdevs)).toThrow("no --netdev with id 'x'");
-    expect(() => buildDevices([], [parseDevice('virtio-net-pci,netdev=a'), parseDevice('virtio-net-pci,netdev=a')], new Map(), netdevs)).toThrow("netdev 'a' is already in use");
-    expect(() => buildDevices([], [parseDevice('virtio-net-pci,netdev=a')], new Map(), netdevs)).toThrow('--netdev b: no --device virtio-net-pci,netdev=b uses it');
+    expect(() => buildMachineDevices([], [parseDevice('virtio-net-pci,netdev=x')], { backends: new Map(), netdevs }).pci).toThrow("no --netdev with id 'x'");
+    expect(() => buildMachineDevices([], [parseDevice('virtio-net-pci,netdev=a'), parseDevice('virtio-net-pci,netdev=a')], { backends: new Map(), netdevs }).pci).toThrow("netdev 'a' is already in use");
+    expect(() => buildMachineDevices([], [parseDevice('virtio-net-pci,netdev=a')], { backends: new Map(), netdevs }).pci).toThrow('--netdev b: no --device virtio-net-pci,netdev=b uses it');
   });
 
   it('opens the back ends before the guest runs, and says why one cannot be opened', async () => {
