@@ -10,19 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NodeImageFile } from '../image-file.js';
 import { createQcow2 } from '../qcow2/create.js';
 import { QemuTools } from '../testing/qemu-tools.js';
-import { runImgCommand } from './img-command.js';
+import { runImg } from '../testing/img.js';
 
 const qemu = QemuTools.find();
 const dir = mkdtempSync(join(tmpdir(), 'tsvirt-hostile-inputs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const at = (name: string) => join(dir, name);
 
-async function img(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runImgCommand(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
+const img = runImg;
 
 /** A qcow2 image written by us, then damaged by `damage` on its bytes. */
 async function image(name: string, options: { size: number; clusterSize?: number; backingFile?: string }, damage: (bytes: Buffer) => void = () => {}): Promise<string> {

@@ -3,19 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { QemuTools } from '../testing/qemu-tools.js';
-import { runImgCommand } from './img-command.js';
+import { runImg } from '../testing/img.js';
 
 const qemu = QemuTools.find();
 const dir = mkdtempSync(join(tmpdir(), 'tsvirt-img-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const at = (name: string) => join(dir, name);
 
-async function img(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runImgCommand(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
+const img = runImg;
 
 function rawOf(tools: QemuTools, path: string): Buffer {
   const raw = at(`raw-${Math.random().toString(36).slice(2)}`);
