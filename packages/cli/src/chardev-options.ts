@@ -1,6 +1,6 @@
 import { FileBackend, TcpClientBackend, TcpServerBackend } from '@tsvirt/backends';
 import type { CharacterBackend, CharacterFrontend } from '@tsvirt/interfaces';
-import { DeviceOptionError, parseSubOptions } from './device-options.js';
+import { choice, DeviceOptionError, onOff, parseSubOptions, rejectRest, take } from './device-options.js';
 
 /** `--chardev`: QEMU's host ends for character devices that tsvirt has. */
 export type ChardevSpec = { readonly id: string } & (
@@ -23,34 +23,28 @@ const BACKENDS = ['null', 'file', 'socket'] as const;
 export function parseChardev(text: string): ChardevSpec {
   const { name, values } = parseSubOptions(text, '--chardev', true);
   const option = `--chardev ${name ?? ''}`.trim();
-  const take = (key: string) => {
-    const value = values.get(key);
-    values.delete(key);
-    return value;
-  };
-  const id = take('id');
+  const id = take(values, 'id');
   if (name === undefined || !(BACKENDS as readonly string[]).includes(name)) throw new DeviceOptionError(`--chardev: '${name ?? text}' is not a back end tsvirt has (known: ${BACKENDS.join(', ')})`);
   if (id === undefined || id === '') throw new DeviceOptionError(`${option}: id=ID is required`);
   let spec: ChardevSpec;
   if (name === 'null') {
     spec = { id, backend: 'null' };
   } else if (name === 'file') {
-    const path = take('path');
+    const path = take(values, 'path');
     if (path === undefined || path === '') throw new DeviceOptionError(`${option}: path=FILE is required`);
     spec = { id, backend: 'file', path };
   } else {
     if (values.has('path')) throw new DeviceOptionError(`${option}: Unix sockets (path=) are not supported yet; use host= and port=`);
-    const portText = take('port');
+    const portText = take(values, 'port');
     const port = portText === undefined ? Number.NaN : Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535 || !/^\d+$/.test(portText ?? '')) throw new DeviceOptionError(`${option}: port=${portText ?? ''} is not a TCP port`);
-    const server = take('server') ?? 'off';
-    const wait = take('wait') ?? (server === 'on' ? 'on' : 'off');
-    if (!['on', 'off'].includes(server) || !['on', 'off'].includes(wait)) throw new DeviceOptionError(`${option}: server and wait are on or off`);
-    if (server === 'on' && wait === 'on') throw new DeviceOptionError(`${option}: wait=on is not supported; give server=on,wait=off`);
-    spec = { id, backend: 'socket', host: take('host') ?? '127.0.0.1', port, server: server === 'on' };
+    const server = onOff(option, 'server', take(values, 'server'));
+    // QEMU's wait defaults to on for a server.
+    const wait = choice(option, 'wait', take(values, 'wait'), ['on', 'off'], server ? 'on' : 'off') === 'on';
+    if (server && wait) throw new DeviceOptionError(`${option}: wait=on is not supported; give server=on,wait=off`);
+    spec = { id, backend: 'socket', host: take(values, 'host') ?? '127.0.0.1', port, server };
   }
-  const [unknown] = values.keys();
-  if (unknown !== undefined) throw new DeviceOptionError(`${option}: unknown option '${unknown}'`);
+  rejectRest(option, values);
   return spec;
 }
 

@@ -74,23 +74,23 @@ export function parseSubOptions(text: string, option: string, firstIsName = fals
   return { name, values };
 }
 
-function take(values: Map<string, string>, key: string): string | undefined {
+export function take(values: Map<string, string>, key: string): string | undefined {
   const value = values.get(key);
   values.delete(key);
   return value;
 }
 
-function choice<T extends string>(option: string, key: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+export function choice<T extends string>(option: string, key: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if (!(allowed as readonly string[]).includes(value)) throw new DeviceOptionError(`${option}: ${key}=${value} is not one of ${allowed.join(', ')}`);
   return value as T;
 }
 
-function onOff(option: string, key: string, value: string | undefined): boolean {
+export function onOff(option: string, key: string, value: string | undefined): boolean {
   return choice(option, key, value, ['on', 'off'], 'off') === 'on';
 }
 
-function rejectRest(option: string, values: Map<string, string>): void {
+export function rejectRest(option: string, values: Map<string, string>): void {
   const [unknown] = values.keys();
   if (unknown !== undefined) throw new DeviceOptionError(`${option}: unknown option '${unknown}'`);
 }

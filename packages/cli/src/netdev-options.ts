@@ -1,6 +1,6 @@
 import { DgramNetworkBackend, type HostForward, PasstNetworkBackend, type SocketAddress, StreamNetworkBackend } from '@tsvirt/backends';
 import type { NetworkBackend } from '@tsvirt/interfaces';
-import { DeviceOptionError, parseSubOptions } from './device-options.js';
+import { DeviceOptionError, parseSubOptions, take } from './device-options.js';
 
 /** `--netdev`: QEMU's -netdev back ends that tsvirt has. */
 export type NetdevSpec =
@@ -9,12 +9,6 @@ export type NetdevSpec =
   | { readonly kind: 'dgram'; readonly id: string; readonly local: { host: string; port: number }; readonly remote: { host: string; port: number } };
 
 const KINDS = ['user', 'stream', 'dgram'] as const;
-
-function take(values: Map<string, string>, key: string): string | undefined {
-  const value = values.get(key);
-  values.delete(key);
-  return value;
-}
 
 function port(option: string, key: string, text: string | undefined): number {
   if (text === undefined) throw new DeviceOptionError(`${option}: ${key}=PORT is required`);
